@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: Apache-2.0
+// Small POSIX file helpers returning Status: whole-file reads, exact preads, and an atomic
+// writer that writes to a temporary name in the destination directory and renames on Commit,
+// so a failure never leaves a half-written output.
+#ifndef CTFS_BASE_FILE_IO_H_
+#define CTFS_BASE_FILE_IO_H_
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+#include "base/bytes.h"
+#include "base/result.h"
+#include "base/unique_fd.h"
+
+namespace ctfs {
+
+// OpenReadOnly opens `path` O_RDONLY|O_CLOEXEC.
+Result<UniqueFd> OpenReadOnly(const std::string& path);
+
+// FileSize returns st_size of an open fd.
+Result<uint64_t> FileSize(int fd, const std::string& path_for_errors);
+
+// PreadExact reads exactly dst.size() bytes at `off` (retrying short reads and EINTR).
+// Hitting EOF early is DataLoss ("truncated").
+Status PreadExact(int fd, MutableByteSpan dst, uint64_t off, const std::string& path_for_errors);
+
+// ReadWholeFile reads a (small) file; fails if it is larger than `max_len`.
+Result<std::string> ReadWholeFile(const std::string& path, size_t max_len);
+
+// AtomicFileWriter writes `final_path` via a temporary sibling "<final>.ctfs-tmp-XXXXXX".
+// Destroying it without Commit() removes the temporary. Not thread-safe.
+class AtomicFileWriter {
+ public:
+  // Create opens the temporary with `mode` (e.g. 0644, 0600).
+  static Result<AtomicFileWriter> Create(const std::string& final_path, mode_t mode);
+  AtomicFileWriter(AtomicFileWriter&&) noexcept;
+  AtomicFileWriter& operator=(AtomicFileWriter&&) = delete;
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  ~AtomicFileWriter();
+
+  // Write appends all of `data`.
+  Status Write(ByteSpan data);
+  // Commit fsyncs, closes and renames the temporary onto the final path.
+  Status Commit();
+  int fd() const { return fd_.get(); }
+
+ private:
+  AtomicFileWriter(std::string final_path, std::string tmp_path, UniqueFd fd);
+  std::string final_path_;
+  std::string tmp_path_;
+  UniqueFd fd_;
+  bool committed_ = false;
+};
+
+}  // namespace ctfs
+
+#endif  // CTFS_BASE_FILE_IO_H_

@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "base/secret_bytes.h"
+
+#include <string.h>
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <new>
+#include <utility>
+
+namespace ctfs {
+
+void WipeMemory(void* p, size_t len) {
+  if (p != nullptr && len > 0) explicit_bzero(p, len);
+}
+
+SecretBytes::SecretBytes(size_t len) : len_(len) {
+  if (len == 0) return;
+  data_ = static_cast<uint8_t*>(std::calloc(len, 1));
+  if (data_ == nullptr) throw std::bad_alloc();
+  // Best effort: keep key pages out of swap and core dumps. Failure (RLIMIT_MEMLOCK) is fine.
+  (void)mlock(data_, len);
+}
+
+SecretBytes SecretBytes::CopyFrom(std::span<const uint8_t> bytes) {
+  SecretBytes s(bytes.size());
+  if (!bytes.empty()) memcpy(s.data_, bytes.data(), bytes.size());
+  return s;
+}
+
+SecretBytes::SecretBytes(SecretBytes&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), len_(std::exchange(other.len_, 0)) {}
+
+SecretBytes& SecretBytes::operator=(SecretBytes&& other) noexcept {
+  if (this != &other) {
+    Wipe();
+    data_ = std::exchange(other.data_, nullptr);
+    len_ = std::exchange(other.len_, 0);
+  }
+  return *this;
+}
+
+SecretBytes::~SecretBytes() { Wipe(); }
+
+void SecretBytes::Wipe() {
+  if (data_ != nullptr) {
+    WipeMemory(data_, len_);
+    (void)munlock(data_, len_);
+    std::free(data_);
+  }
+  data_ = nullptr;
+  len_ = 0;
+}
+
+}  // namespace ctfs
