@@ -98,6 +98,27 @@ Status AtomicFileWriter::Write(ByteSpan data) {
   return Status::Ok();
 }
 
+Status AtomicFileWriter::PwriteAll(ByteSpan data, uint64_t off) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::pwrite(fd_.get(), data.data() + done, data.size() - done,
+                         static_cast<off_t>(off + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError(errno, "write " + tmp_path_);
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status AtomicFileWriter::Truncate(uint64_t len) {
+  if (::ftruncate(fd_.get(), static_cast<off_t>(len)) != 0) {
+    return ErrnoError(errno, "truncate " + tmp_path_);
+  }
+  return Status::Ok();
+}
+
 Status AtomicFileWriter::Commit() {
   if (::fsync(fd_.get()) != 0) return ErrnoError(errno, "fsync " + tmp_path_);
   int fd = fd_.Release();

@@ -42,6 +42,10 @@ class AtomicFileWriter {
 
   // Write appends all of `data`.
   Status Write(ByteSpan data);
+  // PwriteAll writes all of `data` at offset `off` (the file grows as needed).
+  Status PwriteAll(ByteSpan data, uint64_t off);
+  // Truncate sets the file length.
+  Status Truncate(uint64_t len);
   // Commit fsyncs, closes and renames the temporary onto the final path.
   Status Commit();
   int fd() const { return fd_.get(); }

@@ -1,3 +1,64 @@
 // SPDX-License-Identifier: Apache-2.0
-// placeholder until the CLI lands in this session
-int main() { return 0; }
+// `ctfs`: the CryptoTensors FS command line. Subcommand dispatch; every subcommand lives in
+// its own file. No exception escapes main: anything unexpected is reported and exits 1.
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <exception>
+
+#include "cmd/exit_codes.h"
+#include "cmd/subcommands.h"
+
+namespace {
+
+// Keys and plaintext pass through this process: no core dumps, no ptrace by other users.
+void HardenProcess() {
+  struct rlimit no_core = {0, 0};
+  (void)setrlimit(RLIMIT_CORE, &no_core);
+  (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+int Main(int argc, char** argv) {
+  HardenProcess();
+  CLI::App app{
+      "ctfs: CryptoTensors FS. Create, inspect and verify encrypted safetensors models\n"
+      "(CryptoTensors format, compatible with the `cryptotensors` package)."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "ctfs 0.1.0");
+  ctfs::cmd::KeygenArgs keygen;
+  ctfs::cmd::EncryptArgs encrypt;
+  ctfs::cmd::DecryptArgs decrypt;
+  ctfs::cmd::InspectArgs inspect;
+  ctfs::cmd::VerifyArgs verify;
+  CLI::App* keygen_cmd = ctfs::cmd::AddKeygen(app, keygen);
+  CLI::App* encrypt_cmd = ctfs::cmd::AddEncrypt(app, encrypt);
+  CLI::App* decrypt_cmd = ctfs::cmd::AddDecrypt(app, decrypt);
+  CLI::App* inspect_cmd = ctfs::cmd::AddInspect(app, inspect);
+  CLI::App* verify_cmd = ctfs::cmd::AddVerify(app, verify);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? ctfs::cmd::kExitOk : ctfs::cmd::kExitUsage;
+  }
+  if (keygen_cmd->parsed()) return ctfs::cmd::RunKeygen(keygen);
+  if (encrypt_cmd->parsed()) return ctfs::cmd::RunEncrypt(encrypt);
+  if (decrypt_cmd->parsed()) return ctfs::cmd::RunDecrypt(decrypt);
+  if (inspect_cmd->parsed()) return ctfs::cmd::RunInspect(inspect);
+  if (verify_cmd->parsed()) return ctfs::cmd::RunVerify(verify);
+  return ctfs::cmd::kExitUsage;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ctfs: internal error: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "ctfs: internal error\n");
+  }
+  return ctfs::cmd::kExitError;
+}

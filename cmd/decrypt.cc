@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+// ctfs decrypt SRC DST: CryptoTensors file(s) back to plain safetensors. For files written by
+// `ctfs encrypt` the output is byte-identical to the original. In a directory, plain
+// safetensors and other files are copied unchanged.
+#include <cstdio>
+
+#include "cmd/common.h"
+#include "cmd/exit_codes.h"
+#include "cmd/subcommands.h"
+#include "format/crypt_metadata.h"
+#include "fs/encrypted_file.h"
+#include "fs/whole_file_ops.h"
+#include "keys/key_resolver.h"
+
+namespace ctfs::cmd {
+namespace {
+
+// DecryptOne decrypts `from` to `to`; a plain safetensors file is copied (in directory mode)
+// or rejected (in file mode, where the user asked to decrypt that file).
+Status DecryptOne(const keys::KeyResolver& resolver, const std::string& from,
+                  const std::string& to, bool copy_plain, ProgressBar& bar) {
+  CTFS_ASSIGN_OR_RETURN(fs::HeaderAndFd hf, fs::ReadHeader(from));
+  if (!format::IsEncrypted(hf.header)) {
+    if (!copy_plain) return FailedPreconditionError(from + ": not encrypted (plain safetensors)");
+    CTFS_RETURN_IF_ERROR(CopyFileExact(from, to));
+    bar.Add(hf.header.file_len());
+    return Status::Ok();
+  }
+  CTFS_ASSIGN_OR_RETURN(auto file, fs::EncryptedFile::Open(from, resolver));
+  return fs::DecryptToFile(*file, to, bar.Fn());
+}
+
+Status Decrypt(const DecryptArgs& args) {
+  CTFS_ASSIGN_OR_RETURN(keys::KeyResolver resolver,
+                        keys::KeyResolver::Create({args.key_files, true, true}));
+  if (!PathExists(args.src)) return NotFoundError(args.src + ": no such file or directory");
+  if (!IsDirectory(args.src)) {
+    CTFS_RETURN_IF_ERROR(CheckOutputPath(args.dst, args.force));
+    CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(args.src));
+    ProgressBar bar(size, !args.quiet);
+    bar.SetLabel(args.src);
+    CTFS_RETURN_IF_ERROR(DecryptOne(resolver, args.src, args.dst, false, bar));
+    bar.Finish();
+    if (!args.quiet) std::printf("decrypted %s -> %s\n", args.src.c_str(), args.dst.c_str());
+    return Status::Ok();
+  }
+  CTFS_ASSIGN_OR_RETURN(std::vector<std::string> files, ListTree(args.src));
+  uint64_t total = 0;
+  for (const std::string& rel : files) {
+    CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(args.src + "/" + rel));
+    total += size;
+  }
+  CTFS_ASSIGN_OR_RETURN(StagedDirectory stage, StagedDirectory::Create(args.dst, args.force));
+  ProgressBar bar(total, !args.quiet);
+  size_t n_models = 0;
+  for (const std::string& rel : files) {
+    const std::string from = args.src + "/" + rel;
+    const std::string to = stage.path() + "/" + rel;
+    CTFS_RETURN_IF_ERROR(stage.MakeParents(rel));
+    bar.SetLabel(rel);
+    if (IsSafetensorsName(rel)) {
+      CTFS_RETURN_IF_ERROR(DecryptOne(resolver, from, to, true, bar));
+      ++n_models;
+    } else {
+      CTFS_RETURN_IF_ERROR(CopyFileExact(from, to));
+      CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(from));
+      bar.Add(size);
+    }
+  }
+  CTFS_RETURN_IF_ERROR(stage.Commit());
+  bar.Finish();
+  if (!args.quiet) {
+    std::printf("decrypted %zu safetensors file(s), copied %zu other file(s): %s -> %s\n",
+                n_models, files.size() - n_models, args.src.c_str(), args.dst.c_str());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+CLI::App* AddDecrypt(CLI::App& app, DecryptArgs& args) {
+  CLI::App* c = app.add_subcommand(
+      "decrypt", "Decrypt CryptoTensors file(s) back to plain safetensors (file or directory)");
+  c->add_option("SRC", args.src, "Encrypted file or model directory")->required();
+  c->add_option("DST", args.dst, "Output file or directory (must not exist)")->required();
+  c->add_option("-k,--key", args.key_files,
+                "JWK / JWK Set key file (repeatable). Keys are also looked up in "
+                "CRYPTOTENSOR_KEYS and a file:// jku in the header");
+  c->add_flag("-f,--force", args.force, "Replace DST if it exists");
+  c->add_flag("-q,--quiet", args.quiet, "No progress bar or summary");
+  return c;
+}
+
+int RunDecrypt(const DecryptArgs& args) {
+  Status st = Decrypt(args);
+  return st.ok() ? kExitOk : Fail(st);
+}
+
+}  // namespace ctfs::cmd

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: Apache-2.0
+// ctfs encrypt SRC DST: a .safetensors file, or a model directory (every *.safetensors
+// encrypted, every other file copied unchanged), into CryptoTensors files. Directory output is
+// staged and renamed at the end: a failure leaves nothing at DST.
+#include <cstdio>
+#include <filesystem>
+
+#include "cmd/common.h"
+#include "cmd/exit_codes.h"
+#include "cmd/subcommands.h"
+#include "fs/encryptor.h"
+#include "keys/key_resolver.h"
+
+namespace ctfs::cmd {
+namespace {
+
+struct WriterKeys {
+  const format::Jwk* enc = nullptr;
+  const format::Jwk* sign = nullptr;
+};
+
+Result<WriterKeys> PickWriterKeys(const keys::KeyResolver& resolver, const std::string& alg) {
+  WriterKeys w;
+  for (const format::Jwk& k : resolver.explicit_keys()) {
+    if (k.kty == "oct" && w.enc == nullptr) w.enc = &k;
+    if (k.kty == "okp" && !k.d.empty() && w.sign == nullptr) w.sign = &k;
+  }
+  if (w.enc == nullptr) return NotFoundError("no encryption key (kty oct) in the --key files");
+  if (w.sign == nullptr) {
+    return NotFoundError(
+        "no signing key with a private part (kty okp with d) in the --key files; a reader key "
+        "file cannot sign");
+  }
+  if (!alg.empty()) {
+    CTFS_ASSIGN_OR_RETURN(AeadAlg want, ParseAeadAlg(alg));
+    CTFS_ASSIGN_OR_RETURN(AeadAlg have, ParseAeadAlg(w.enc->alg));
+    if (want != have) {
+      return InvalidArgumentError("--alg " + alg + " does not match the encryption key (" +
+                                  w.enc->alg + "); generate a key with `ctfs keygen --alg " +
+                                  alg + "`");
+    }
+  }
+  return w;
+}
+
+Status Encrypt(const EncryptArgs& args) {
+  CTFS_ASSIGN_OR_RETURN(keys::KeyResolver resolver,
+                        keys::KeyResolver::Create({args.key_files, false, false}));
+  CTFS_ASSIGN_OR_RETURN(WriterKeys wk, PickWriterKeys(resolver, args.alg));
+  fs::EncryptOptions opt;
+  opt.tensor_globs = args.tensors;
+  if (args.chunk_size != 0) opt.chunk_size = args.chunk_size;
+  opt.version = args.format_version;
+
+  if (!PathExists(args.src)) return NotFoundError(args.src + ": no such file or directory");
+  if (!IsDirectory(args.src)) {
+    CTFS_RETURN_IF_ERROR(CheckOutputPath(args.dst, args.force));
+    CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(args.src));
+    ProgressBar bar(size, !args.quiet);
+    bar.SetLabel(args.src);
+    CTFS_RETURN_IF_ERROR(fs::EncryptFile(args.src, args.dst, *wk.enc, *wk.sign, opt, bar.Fn()));
+    bar.Finish();
+    if (!args.quiet) std::printf("encrypted %s -> %s\n", args.src.c_str(), args.dst.c_str());
+    return Status::Ok();
+  }
+
+  CTFS_ASSIGN_OR_RETURN(std::vector<std::string> files, ListTree(args.src));
+  uint64_t total = 0;
+  size_t n_models = 0;
+  for (const std::string& rel : files) {
+    CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(args.src + "/" + rel));
+    total += size;
+    n_models += IsSafetensorsName(rel) ? 1 : 0;
+  }
+  if (n_models == 0) return InvalidArgumentError(args.src + ": no *.safetensors file in it");
+  CTFS_ASSIGN_OR_RETURN(StagedDirectory stage, StagedDirectory::Create(args.dst, args.force));
+  ProgressBar bar(total, !args.quiet);
+  for (const std::string& rel : files) {
+    const std::string from = args.src + "/" + rel;
+    const std::string to = stage.path() + "/" + rel;
+    CTFS_RETURN_IF_ERROR(stage.MakeParents(rel));
+    bar.SetLabel(rel);
+    if (IsSafetensorsName(rel)) {
+      CTFS_RETURN_IF_ERROR(fs::EncryptFile(from, to, *wk.enc, *wk.sign, opt, bar.Fn()));
+    } else {
+      CTFS_RETURN_IF_ERROR(CopyFileExact(from, to));
+      CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(from));
+      bar.Add(size);
+    }
+  }
+  CTFS_RETURN_IF_ERROR(stage.Commit());
+  bar.Finish();
+  if (!args.quiet) {
+    std::printf("encrypted %zu safetensors file(s), copied %zu other file(s): %s -> %s\n",
+                n_models, files.size() - n_models, args.src.c_str(), args.dst.c_str());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+CLI::App* AddEncrypt(CLI::App& app, EncryptArgs& args) {
+  CLI::App* c = app.add_subcommand(
+      "encrypt",
+      "Encrypt a .safetensors file, or a model directory (every *.safetensors encrypted, other "
+      "files copied unchanged), into CryptoTensors format");
+  c->add_option("SRC", args.src, "Plain .safetensors file or model directory")->required();
+  c->add_option("DST", args.dst, "Output file or directory (must not exist)")->required();
+  c->add_option("-k,--key", args.key_files,
+                "JWK / JWK Set file with the master key and the signing key (from ctfs keygen)")
+      ->required();
+  c->add_option("--tensors", args.tensors,
+                "Encrypt only tensors whose name matches this glob (repeatable); others stay "
+                "plain and are NOT integrity-protected");
+  c->add_option("--chunk-size", args.chunk_size, "Chunk size in bytes (default 2097152)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
+  c->add_option("--alg", args.alg, "Check that the key is for this AEAD algorithm");
+  c->add_option("--format-version", args.format_version,
+                "2 = chunked (default), 1 = whole-tensor AEAD")
+      ->check(CLI::IsMember({"1", "2"}));
+  c->add_flag("-f,--force", args.force, "Replace DST if it exists");
+  c->add_flag("-q,--quiet", args.quiet, "No progress bar or summary");
+  return c;
+}
+
+int RunEncrypt(const EncryptArgs& args) {
+  Status st = Encrypt(args);
+  return st.ok() ? kExitOk : Fail(st);
+}
+
+}  // namespace ctfs::cmd

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: Apache-2.0
+// ctfs keygen: a new master (encryption) key and Ed25519 signing key pair as a JWK Set file
+// (mode 0600), plus optionally a "reader" copy without the signing private key, for hosts
+// that only decrypt and verify.
+#include <cstdio>
+
+#include "base/aead_alg.h"
+#include "base/file_io.h"
+#include "cmd/common.h"
+#include "cmd/exit_codes.h"
+#include "cmd/subcommands.h"
+#include "crypto/random.h"
+#include "crypto/signature.h"
+#include "format/jwk.h"
+
+namespace ctfs::cmd {
+namespace {
+
+std::string RandomHex(size_t n_bytes) {
+  Bytes b(n_bytes);
+  if (!crypto::RandomBytes(b).ok()) return "00000000";
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  for (uint8_t c : b) {
+    s += hex[c >> 4];
+    s += hex[c & 15];
+  }
+  return s;
+}
+
+Status WriteKeyFile(const std::string& path, const std::vector<const format::Jwk*>& keys,
+                    bool include_private, bool force) {
+  CTFS_RETURN_IF_ERROR(CheckOutputPath(path, force));
+  std::string text = format::SerializeJwkSet(keys, include_private);
+  text += "\n";
+  auto out = AtomicFileWriter::Create(path, 0600);
+  Status st = out.ok() ? out->Write(AsBytes(text)) : out.status();
+  if (st.ok()) st = out->Commit();
+  WipeMemory(text.data(), text.size());
+  return st;
+}
+
+Status Keygen(const KeygenArgs& args) {
+  CTFS_ASSIGN_OR_RETURN(AeadAlg alg, ParseAeadAlg(args.alg));
+  std::string suffix = RandomHex(4);
+  format::Jwk enc;
+  enc.kty = "oct";
+  enc.alg = std::string(AeadAlgName(alg));
+  enc.kid = args.enc_kid.empty() ? "ctfs-enc-" + suffix : args.enc_kid;
+  CTFS_ASSIGN_OR_RETURN(enc.k, crypto::RandomSecret(AeadKeyLen(alg)));
+  format::Jwk sign;
+  sign.kty = "okp";
+  sign.alg = "ed25519";
+  sign.kid = args.sign_kid.empty() ? "ctfs-sign-" + suffix : args.sign_kid;
+  CTFS_ASSIGN_OR_RETURN(sign.d, crypto::RandomSecret(crypto::kEd25519SeedLen));
+  CTFS_ASSIGN_OR_RETURN(auto x, crypto::Ed25519PublicKeyFromSeed(sign.d));
+  sign.x.assign(x.begin(), x.end());
+
+  CTFS_RETURN_IF_ERROR(WriteKeyFile(args.out, {&enc, &sign}, /*include_private=*/true, args.force));
+  std::printf("wrote %s (encryption key %s, %s; signing key %s, ed25519)\n", args.out.c_str(),
+              enc.kid->c_str(), enc.alg.c_str(), sign.kid->c_str());
+  if (!args.reader_out.empty()) {
+    CTFS_RETURN_IF_ERROR(
+        WriteKeyFile(args.reader_out, {&enc, &sign}, /*include_private=*/false, args.force));
+    std::printf("wrote %s (reader copy: encryption key and public verification key)\n",
+                args.reader_out.c_str());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+CLI::App* AddKeygen(CLI::App& app, KeygenArgs& args) {
+  CLI::App* c = app.add_subcommand(
+      "keygen",
+      "Generate a master encryption key and an Ed25519 signing key pair as a JWK Set file "
+      "(mode 0600). Keep it secret: it decrypts and signs models.");
+  c->add_option("-o,--out", args.out, "Key file to write (JWK Set with private keys)")
+      ->required();
+  c->add_option("--reader-out", args.reader_out,
+                "Also write a reader key file: the master key and the public verification key, "
+                "without the signing private key");
+  c->add_option("--alg", args.alg, "aes256gcm (default), aes128gcm or chacha20poly1305");
+  c->add_option("--enc-kid", args.enc_kid, "Key id of the encryption key (default random)");
+  c->add_option("--sign-kid", args.sign_kid, "Key id of the signing key (default random)");
+  c->add_flag("-f,--force", args.force, "Overwrite existing key files");
+  return c;
+}
+
+int RunKeygen(const KeygenArgs& args) {
+  Status st = Keygen(args);
+  return st.ok() ? kExitOk : Fail(st);
+}
+
+}  // namespace ctfs::cmd

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+// The subcommands of `ctfs`. Each has an Add* that registers its CLI11 subcommand and options
+// into an argument struct, and a Run* that executes it and returns the exit code.
+#ifndef CTFS_CMD_SUBCOMMANDS_H_
+#define CTFS_CMD_SUBCOMMANDS_H_
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ctfs::cmd {
+
+struct KeygenArgs {
+  std::string out;
+  std::string reader_out;
+  std::string alg = "aes256gcm";
+  std::string enc_kid;
+  std::string sign_kid;
+  bool force = false;
+};
+CLI::App* AddKeygen(CLI::App& app, KeygenArgs& args);
+int RunKeygen(const KeygenArgs& args);
+
+struct EncryptArgs {
+  std::string src, dst;
+  std::vector<std::string> key_files;
+  std::vector<std::string> tensors;
+  uint64_t chunk_size = 0;  // 0 = default
+  std::string alg;
+  std::string format_version = "2";
+  bool force = false;
+  bool quiet = false;
+};
+CLI::App* AddEncrypt(CLI::App& app, EncryptArgs& args);
+int RunEncrypt(const EncryptArgs& args);
+
+struct DecryptArgs {
+  std::string src, dst;
+  std::vector<std::string> key_files;
+  bool force = false;
+  bool quiet = false;
+};
+CLI::App* AddDecrypt(CLI::App& app, DecryptArgs& args);
+int RunDecrypt(const DecryptArgs& args);
+
+struct InspectArgs {
+  std::string file;
+  bool json = false;
+};
+CLI::App* AddInspect(CLI::App& app, InspectArgs& args);
+int RunInspect(const InspectArgs& args);
+
+struct VerifyArgs {
+  std::string path;
+  std::vector<std::string> key_files;
+  bool quiet = false;
+};
+CLI::App* AddVerify(CLI::App& app, VerifyArgs& args);
+int RunVerify(const VerifyArgs& args);
+
+}  // namespace ctfs::cmd
+
+#endif  // CTFS_CMD_SUBCOMMANDS_H_

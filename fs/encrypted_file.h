@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+// EncryptedFile: one opened, verified CryptoTensors file, and the decryption of plaintext byte
+// ranges from it. This is the core that `ctfs decrypt`, `ctfs verify` and the mount daemon
+// share; it has no FUSE dependency.
+//
+// Open() does, in the reference's order (cryptotensors-format.md §2.5): read and validate the
+// safetensors header (S1-S15, against the real file size), parse and cross-validate the crypto
+// metadata, resolve the master and verification keys, verify the Ed25519 header signature,
+// evaluate the embedded policy, unwrap every tensor's data key. Nothing is served unless all
+// of that succeeded.
+//
+// Reads never release plaintext before its tag verified: each chunk (v2) or whole tensor (v1)
+// is read into a private buffer, authenticated, then copied out; a bad tag is DataLoss naming
+// file, tensor and chunk, and the buffer is wiped.
+// Thread safety: immutable after Open(); Read* and Verify* may be called concurrently.
+#ifndef CTFS_FS_ENCRYPTED_FILE_H_
+#define CTFS_FS_ENCRYPTED_FILE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/aead_alg.h"
+#include "base/bytes.h"
+#include "base/result.h"
+#include "base/secret_bytes.h"
+#include "base/unique_fd.h"
+#include "format/crypt_metadata.h"
+#include "format/safetensors_header.h"
+#include "keys/key_resolver.h"
+
+namespace ctfs::fs {
+
+// ReadHeader opens `path` and returns its validated safetensors header (S1-S15) with the
+// prefix bytes (first 8+N bytes) and the open fd. Used for plain and encrypted files alike.
+struct HeaderAndFd {
+  format::SafetensorsHeader header;
+  Bytes prefix;
+  UniqueFd fd;
+};
+Result<HeaderAndFd> ReadHeader(const std::string& path);
+
+class EncryptedFile {
+ public:
+  // Open a CryptoTensors file. FailedPrecondition if it is a plain safetensors file. Errors are
+  // prefixed with the path; key lookup failures are NotFound, bad signature / wrong key /
+  // tampered header are DataLoss, a denying policy is PermissionDenied.
+  static Result<std::unique_ptr<EncryptedFile>> Open(const std::string& path,
+                                                     const keys::KeyResolver& keys);
+
+  const std::string& path() const { return path_; }
+  const format::SafetensorsHeader& header() const { return header_; }
+  const format::CryptMetadata& crypt() const { return crypt_; }
+  AeadAlg alg() const { return alg_; }
+
+  // The plain view: prefix bytes (u64 N' + header JSON + padding) and total plain file size.
+  const Bytes& plain_prefix() const { return plain_prefix_; }
+  uint64_t plain_file_len() const { return plain_prefix_.size() + header_.data_len; }
+
+  // IsTensorEncrypted: tensor `index` (into header().tensors) has an __encryption__ entry.
+  bool IsTensorEncrypted(size_t index) const { return entries_[index] != nullptr; }
+
+  // ReadData copies plaintext of the data region [data_off, data_off + out.size()) into `out`,
+  // decrypting and authenticating every chunk it touches. REQUIRES the range to lie within
+  // the data region (InvalidArgument otherwise).
+  Status ReadData(uint64_t data_off, MutableByteSpan out) const;
+
+  // ReadTensorRange copies plaintext bytes [off, off + out.size()) of tensor `index`.
+  Status ReadTensorRange(size_t index, uint64_t off, MutableByteSpan out) const;
+
+  // NumAuthUnits: chunks of tensor `index` (chunked mode), 1 (whole mode), 0 if unencrypted.
+  uint64_t NumAuthUnits(size_t index) const;
+  // AuthUnitLen: plaintext length of unit `unit` of tensor `index`.
+  uint64_t AuthUnitLen(size_t index, uint64_t unit) const;
+  // DecryptUnit authenticates and decrypts unit `unit` of encrypted tensor `index` into `out`
+  // (exactly AuthUnitLen bytes). On failure `out` is wiped.
+  Status DecryptUnit(size_t index, uint64_t unit, MutableByteSpan out) const;
+
+ private:
+  EncryptedFile() = default;
+  Status UnitError(size_t index, uint64_t unit, const Status& cause) const;
+
+  std::string path_;
+  UniqueFd fd_;
+  format::SafetensorsHeader header_;
+  format::CryptMetadata crypt_;
+  AeadAlg alg_ = AeadAlg::kAes256Gcm;
+  bool chunked_ = true;
+  uint64_t chunk_size_ = 0;
+  Bytes plain_prefix_;
+  // Per tensor index: its __encryption__ entry (nullptr = stored in plain) and data key.
+  std::vector<const format::TensorCrypto*> entries_;
+  std::vector<SecretBytes> deks_;
+  // Tensor indices sorted by data offset, for range lookups.
+  std::vector<size_t> by_offset_;
+};
+
+}  // namespace ctfs::fs
+
+#endif  // CTFS_FS_ENCRYPTED_FILE_H_
