@@ -11,8 +11,8 @@
 // A source that fails to load (unreadable file, bad JSON) is an error, not silently skipped,
 // when the user named it explicitly (--key); for jku and env the error is kept and reported
 // only if no later source has the key ("no key with kid X: jku file://..: <reason>").
-// Key files that are group/world-writable or (when running as root) not owned by root or the
-// caller are refused.
+// Key files that are group/world-writable, or owned by anyone but the caller or root, are
+// refused.
 // Thread safety: immutable after construction; all methods are thread-safe.
 #ifndef CTFS_KEYS_KEY_RESOLVER_H_
 #define CTFS_KEYS_KEY_RESOLVER_H_

@@ -10,6 +10,13 @@
 namespace ctfs::format::internal {
 
 Result<Json> ParseStrictJson(std::string_view text, std::string_view what) {
+  // nlohmann's lexer treats a NUL byte as the end of input, so "{}\0anything" would parse as
+  // "{}" (a polyglot). JSON never allows a raw NUL (inside strings it must be escaped), so
+  // reject it up front, as serde_json does.
+  if (size_t nul = text.find('\0'); nul != std::string_view::npos) {
+    return InvalidArgumentError(std::string(what) + ": invalid JSON (NUL byte at offset " +
+                                std::to_string(nul) + ")");
+  }
   std::vector<std::set<std::string>> key_stack;
   std::string failure;
   auto callback = [&](int depth, Json::parse_event_t event, Json& parsed) -> bool {

@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: Apache-2.0
+// The CryptoTensors JWK dialect (cryptotensors-format.md §4.1): a single JWK or a JWK Set,
+// kty exactly "oct" or "okp", alg required and valid for the kty, key material in standard
+// padded base64 with exact lengths. Secret members (k, d) are decoded straight into
+// SecretBytes and their copies inside the parsed JSON tree are wiped before it is freed; error
+// messages name a key by kid or index, never by its bytes.
+#include "format/jwk.h"
+
+#include <string>
+#include <utility>
+
+#include "base/aead_alg.h"
+#include "format/base64.h"
+#include "format/internal/base64_internal.h"
+#include "format/internal/strict_json.h"
+#include "format/safetensors_header.h"
+
+namespace ctfs::format {
+namespace {
+
+using internal::Json;
+
+constexpr size_t kOkpKeyLen = 32;
+
+bool IsSecretMember(const std::string& key) { return key == "k" || key == "d"; }
+
+// WipeSecrets zeroes every string member named k or d in the tree (best effort: the JSON
+// lexer's own token buffer is outside our reach).
+void WipeSecrets(Json& j) {
+  if (j.is_object()) {
+    for (auto& member : j.items()) {
+      if (member.value().is_string() && IsSecretMember(member.key())) {
+        std::string& s = member.value().get_ref<std::string&>();
+        WipeMemory(s.data(), s.size());
+      } else {
+        WipeSecrets(member.value());
+      }
+    }
+  } else if (j.is_array()) {
+    for (Json& element : j) WipeSecrets(element);
+  }
+}
+
+class ScopedWipe {
+ public:
+  explicit ScopedWipe(Json* j) : j_(j) {}
+  ScopedWipe(const ScopedWipe&) = delete;
+  ScopedWipe& operator=(const ScopedWipe&) = delete;
+  ~ScopedWipe() { WipeSecrets(*j_); }
+
+ private:
+  Json* j_;
+};
+
+const Json* FindMember(const Json& obj, const char* key) {
+  auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &*it;
+}
+
+Result<std::optional<std::string>> OptionalString(const Json& obj, const char* key,
+                                                  const std::string& where) {
+  const Json* v = FindMember(obj, key);
+  if (v == nullptr) return std::optional<std::string>();
+  CTFS_ASSIGN_OR_RETURN(std::string s, internal::GetString(*v, where + "." + key));
+  return std::optional<std::string>(std::move(s));
+}
+
+// DecodeKeyMember decodes member `key` (nullopt if absent) and checks its length.
+template <typename T, typename Decoder>
+Result<std::optional<T>> DecodeKeyMember(const Json& obj, const char* key, size_t expected_len,
+                                         const std::string& where, Decoder decode) {
+  const Json* v = FindMember(obj, key);
+  if (v == nullptr) return std::optional<T>();
+  const std::string field = where + "." + key;
+  if (!v->is_string()) return InvalidArgumentError(field + ": expected a base64 string");
+  Result<T> decoded = decode(v->get_ref<const std::string&>());
+  if (!decoded.ok()) return decoded.status().WithContext(field);
+  if (decoded->size() != expected_len) {
+    return InvalidArgumentError(field + ": expected " + std::to_string(expected_len) +
+                                " bytes, got " + std::to_string(decoded->size()));
+  }
+  return std::optional<T>(std::move(decoded).value());
+}
+
+Result<Jwk> ParseJwk(const Json& obj, size_t index) {
+  std::string where = "JWK #" + std::to_string(index);
+  if (!obj.is_object()) return InvalidArgumentError(where + ": expected a JSON object");
+  Jwk jwk;
+  CTFS_ASSIGN_OR_RETURN(jwk.kid, OptionalString(obj, "kid", where));
+  if (jwk.kid.has_value()) where = "JWK " + JsonQuote(*jwk.kid);
+  CTFS_ASSIGN_OR_RETURN(jwk.jku, OptionalString(obj, "jku", where));
+
+  const Json* kty = FindMember(obj, "kty");
+  if (kty == nullptr) return InvalidArgumentError(where + ": missing kty");
+  CTFS_ASSIGN_OR_RETURN(jwk.kty, internal::GetString(*kty, where + ".kty"));
+  if (jwk.kty != "oct" && jwk.kty != "okp") {
+    return InvalidArgumentError(where + ".kty: expected \"oct\" or \"okp\", got " +
+                                JsonQuote(jwk.kty));
+  }
+  const Json* alg = FindMember(obj, "alg");
+  if (alg == nullptr) return InvalidArgumentError(where + ": missing alg (required)");
+  CTFS_ASSIGN_OR_RETURN(jwk.alg, internal::GetString(*alg, where + ".alg"));
+
+  if (jwk.kty == "oct") {
+    auto aead = ParseAeadAlg(jwk.alg);
+    if (!aead.ok()) return aead.status().WithContext(where + ".alg");
+    CTFS_ASSIGN_OR_RETURN(
+        std::optional<SecretBytes> k,
+        DecodeKeyMember<SecretBytes>(obj, "k", AeadKeyLen(*aead), where, Base64DecodeSecret));
+    if (!k.has_value()) return InvalidArgumentError(where + ": oct key without k");
+    jwk.k = std::move(*k);
+  } else {
+    if (!IsEd25519AlgName(jwk.alg)) {
+      return InvalidArgumentError(where + ".alg: unsupported signature algorithm " +
+                                  JsonQuote(jwk.alg) + " (supported: ed25519)");
+    }
+    CTFS_ASSIGN_OR_RETURN(std::optional<Bytes> x,
+                          DecodeKeyMember<Bytes>(obj, "x", kOkpKeyLen, where, Base64Decode));
+    CTFS_ASSIGN_OR_RETURN(
+        std::optional<SecretBytes> d,
+        DecodeKeyMember<SecretBytes>(obj, "d", kOkpKeyLen, where, Base64DecodeSecret));
+    if (!x.has_value() && !d.has_value()) {
+      return InvalidArgumentError(where + ": okp key without x or d");
+    }
+    if (x.has_value()) jwk.x = std::move(*x);
+    if (d.has_value()) jwk.d = std::move(*d);
+  }
+  return jwk;
+}
+
+// JsonSink measures (out == nullptr) or writes the serialized set, so that the output can be
+// reserved at its final size and never reallocated while it holds secrets.
+struct JsonSink {
+  std::string* out = nullptr;
+  size_t len = 0;
+
+  void Add(std::string_view s) {
+    len += s.size();
+    if (out != nullptr) out->append(s);
+  }
+  void AddBase64(ByteSpan bytes) {
+    len += internal::Base64EncodedLen(bytes.size());
+    if (out != nullptr) internal::Base64EncodeAppend(bytes, out);
+  }
+  void AddMember(std::string_view key, const std::string& value) {
+    Add(",\"");
+    Add(key);
+    Add("\":");
+    Add(JsonQuote(value));
+  }
+  void AddBase64Member(std::string_view key, ByteSpan bytes) {
+    Add(",\"");
+    Add(key);
+    Add("\":\"");
+    AddBase64(bytes);
+    Add("\"");
+  }
+};
+
+void WriteSet(const std::vector<const Jwk*>& keys, bool include_private, JsonSink* sink) {
+  sink->Add("{\"keys\":[");
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const Jwk& jwk = *keys[i];
+    if (i > 0) sink->Add(",");
+    sink->Add("{\"kty\":");
+    sink->Add(JsonQuote(jwk.kty));
+    sink->AddMember("alg", jwk.alg);
+    if (jwk.kid.has_value()) sink->AddMember("kid", *jwk.kid);
+    if (jwk.jku.has_value()) sink->AddMember("jku", *jwk.jku);
+    if (jwk.kty == "oct") {
+      sink->AddBase64Member("k", jwk.k.span());
+    } else {
+      if (!jwk.x.empty()) sink->AddBase64Member("x", jwk.x);
+      if (include_private && !jwk.d.empty()) sink->AddBase64Member("d", jwk.d.span());
+    }
+    sink->Add("}");
+  }
+  sink->Add("]}");
+}
+
+}  // namespace
+
+Jwk Jwk::Clone() const {
+  Jwk copy;
+  copy.kty = kty;
+  copy.alg = alg;
+  copy.kid = kid;
+  copy.jku = jku;
+  copy.k = k.Clone();
+  copy.d = d.Clone();
+  copy.x = x;
+  return copy;
+}
+
+Result<std::vector<Jwk>> ParseJwkDocument(std::string_view json) {
+  CTFS_ASSIGN_OR_RETURN(Json doc, internal::ParseStrictJson(json, "JWK document"));
+  ScopedWipe wipe(&doc);
+  if (!doc.is_object()) return InvalidArgumentError("JWK document: expected a JSON object");
+  std::vector<Jwk> keys;
+  if (doc.contains("kty")) {
+    // A single JWK (the reference tells the two forms apart by kty).
+    CTFS_ASSIGN_OR_RETURN(Jwk jwk, ParseJwk(doc, 0));
+    keys.push_back(std::move(jwk));
+    return keys;
+  }
+  const Json* set = FindMember(doc, "keys");
+  if (set == nullptr) {
+    return InvalidArgumentError("JWK document: neither a JWK (kty) nor a JWK Set (keys)");
+  }
+  if (!set->is_array()) return InvalidArgumentError("JWK Set: keys must be an array");
+  keys.reserve(set->size());
+  for (size_t i = 0; i < set->size(); ++i) {
+    CTFS_ASSIGN_OR_RETURN(Jwk jwk, ParseJwk((*set)[i], i));
+    keys.push_back(std::move(jwk));
+  }
+  return keys;
+}
+
+std::string SerializeJwkSet(const std::vector<const Jwk*>& keys, bool include_private) {
+  JsonSink measure;
+  WriteSet(keys, include_private, &measure);
+  std::string out;
+  out.reserve(measure.len);
+  JsonSink writer{&out};
+  WriteSet(keys, include_private, &writer);
+  return out;
+}
+
+}  // namespace ctfs::format

@@ -1,0 +1,202 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Bad input gets one clear error line, a specific exit code, and never a partial output."""
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from conftest import read_header, write_header
+
+INVALID, AUTH, NOT_FOUND = 3, 4, 5
+
+
+def assert_one_line_error(p, *needles):
+    lines = [l for l in p.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("ctfs: error: "), p.stderr
+    for n in needles:
+        assert n in lines[0], (n, p.stderr)
+
+
+def no_output_left(directory, stem):
+    left = [x.name for x in Path(directory).iterdir() if x.name.startswith(stem)]
+    assert left == [], left
+
+
+@pytest.fixture()
+def encrypted(ctfs, keys, plain, tmp_path):
+    e = tmp_path / "enc.safetensors"
+    ctfs("encrypt", plain, e, "--key", keys / "k.jwk", "--chunk-size", "256", "-q", check=0)
+    return e
+
+
+# ---- malformed safetensors containers: encrypt and inspect both refuse them ----
+
+def corrupt_plain_cases(plain_bytes):
+    (n,) = struct.unpack("<Q", plain_bytes[:8])
+    hdr = json.loads(plain_bytes[8:8 + n])
+    data = plain_bytes[8 + n:]
+
+    def with_header(h, d=data):
+        t = json.dumps(h, separators=(",", ":")).encode()
+        t += b" " * (-len(t) % 8)
+        return struct.pack("<Q", len(t)) + t + d
+
+    gap = json.loads(json.dumps(hdr))
+    gap["ids"]["data_offsets"] = [gap["ids"]["data_offsets"][0] + 8, gap["ids"]["data_offsets"][1] + 8]
+    overlap = json.loads(json.dumps(hdr))
+    first = min(hdr[k]["data_offsets"][0] for k in hdr if k != "__metadata__")
+    name = next(k for k in hdr if k != "__metadata__" and hdr[k]["data_offsets"][0] != first and
+                hdr[k]["data_offsets"][1] > hdr[k]["data_offsets"][0])
+    b, e = overlap[name]["data_offsets"]
+    overlap[name]["data_offsets"] = [b - 4, e - 4]
+    mismatch = json.loads(json.dumps(hdr))
+    mismatch["embed"]["shape"] = [64, 32]
+    dup_text = plain_bytes[8:8 + n].decode().replace('{"__metadata__"', '{"x":1,"x":2,"__metadata__"', 1)
+    dup = dup_text.encode()
+    return {
+        "truncated_to_5_bytes": (plain_bytes[:5], "too small"),
+        "header_length_past_eof": (struct.pack("<Q", len(plain_bytes)) + plain_bytes[8:], "header"),
+        "oversized_header": (struct.pack("<Q", 200_000_000) + plain_bytes[8:], "header"),
+        "invalid_json": (struct.pack("<Q", n) + b"X" + plain_bytes[9:], "JSON"),
+        "duplicate_keys": (struct.pack("<Q", len(dup)) + dup + data, "duplicate"),
+        "gap_in_offsets": (with_header(gap, data + b"\0" * 8), "ids"),
+        "overlapping_offsets": (with_header(overlap, data[:-4]), ""),
+        "shape_dtype_mismatch": (with_header(mismatch), "embed"),
+        "truncated_data": (plain_bytes[:-3], "length"),
+        "trailing_bytes": (plain_bytes + b"\0", "length"),
+    }
+
+
+@pytest.mark.parametrize("case", [
+    "truncated_to_5_bytes", "header_length_past_eof", "oversized_header", "invalid_json",
+    "duplicate_keys", "gap_in_offsets", "overlapping_offsets", "shape_dtype_mismatch",
+    "truncated_data", "trailing_bytes"])
+def test_malformed_plain_input(ctfs, keys, plain, tmp_path, case):
+    bad_bytes, needle = corrupt_plain_cases(plain.read_bytes())[case]
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(bad_bytes)
+    out = tmp_path / "out"
+    p = ctfs("encrypt", bad, out / "x.safetensors", "--key", keys / "k.jwk")
+    assert p.returncode != 0  # output directory missing
+    out.mkdir()
+    p = ctfs("encrypt", bad, out / "x.safetensors", "--key", keys / "k.jwk")
+    assert p.returncode == INVALID, p.stderr
+    assert_one_line_error(p, needle)
+    assert list(out.iterdir()) == []
+    p = ctfs("inspect", bad)
+    assert p.returncode == INVALID, p.stderr
+    assert_one_line_error(p)
+
+
+# ---- tampered encrypted headers ----
+
+def edit_crypto(path, key, fn):
+    h, data = read_header(path)
+    inner = json.loads(h["__metadata__"][key])
+    fn(inner)
+    h["__metadata__"][key] = json.dumps(inner, separators=(",", ":"))
+    write_header(path, h, data)
+
+
+@pytest.mark.parametrize("case,code,needle", [
+    ("unknown_version", INVALID, "version"),
+    ("unknown_alg", INVALID, "algorithm"),
+    ("bad_base64", INVALID, "base64"),
+    ("short_tags", INVALID, "tags"),
+    ("shape_no_longer_matches_offsets", INVALID, ""),
+    ("changed_metadata", AUTH, "signature"),
+    ("flipped_signature", AUTH, "signature"),
+])
+def test_tampered_header(ctfs, keys, encrypted, tmp_path, case, code, needle):
+    if case == "unknown_version":
+        edit_crypto(encrypted, "__crypto_keys__", lambda c: c.update(version="3"))
+    elif case == "unknown_alg":
+        edit_crypto(encrypted, "__crypto_keys__", lambda c: c["enc"].update(alg="A256GCM"))
+    elif case == "bad_base64":
+        edit_crypto(encrypted, "__encryption__",
+                    lambda c: c["embed"].update(key_iv=c["embed"]["key_iv"][:-1] + "*"))
+    elif case == "short_tags":
+        edit_crypto(encrypted, "__encryption__",
+                    lambda c: c["embed"].update(tags=c["embed"]["tags"][:24]))
+    elif case == "shape_no_longer_matches_offsets":
+        h, data = read_header(encrypted)
+        h["embed"]["shape"] = [33, 64, 2]
+        write_header(encrypted, h, data)
+    elif case == "changed_metadata":
+        h, data = read_header(encrypted)
+        h["__metadata__"]["format"] = "tf"
+        write_header(encrypted, h, data)
+    elif case == "flipped_signature":
+        h, data = read_header(encrypted)
+        s = h["__metadata__"]["__signature__"]
+        h["__metadata__"]["__signature__"] = ("B" if s[0] != "B" else "C") + s[1:]
+        write_header(encrypted, h, data)
+    for cmd in (["verify", encrypted], ["decrypt", encrypted, tmp_path / "out.safetensors"]):
+        p = ctfs(*cmd, "--key", keys / "r.jwk")
+        assert p.returncode == code, (cmd[0], p.returncode, p.stderr)
+        assert_one_line_error(p, needle)
+    no_output_left(tmp_path, "out.safetensors")
+
+
+def test_flipped_ciphertext_byte(ctfs, keys, encrypted, tmp_path):
+    h, data = read_header(encrypted)
+    b, _ = h["embed"]["data_offsets"]
+    raw = bytearray(encrypted.read_bytes())
+    pos = len(raw) - len(data) + b + 300  # inside chunk 1 of "embed" (chunk size 256)
+    raw[pos] ^= 0x01
+    encrypted.write_bytes(bytes(raw))
+    for cmd in (["verify", encrypted], ["decrypt", encrypted, tmp_path / "out.safetensors"]):
+        p = ctfs(*cmd, "--key", keys / "r.jwk")
+        assert p.returncode == AUTH, p.stderr
+        assert_one_line_error(p, '"embed"', "chunk 1", "authentication failed")
+    no_output_left(tmp_path, "out.safetensors")
+
+
+def test_wrong_key_same_kid(ctfs, keys, encrypted, tmp_path):
+    real = json.loads((keys / "r.jwk").read_text())
+    other = json.loads((keys / "other.jwk").read_text())
+    for k in real["keys"]:
+        if k["kty"] == "oct":
+            k["k"] = next(o["k"] for o in other["keys"] if o["kty"] == "oct")
+    wrong = tmp_path / "wrong.jwk"
+    wrong.write_text(json.dumps(real))
+    wrong.chmod(0o600)
+    p = ctfs("decrypt", encrypted, tmp_path / "out.safetensors", "--key", wrong)
+    assert p.returncode == AUTH, p.stderr
+    assert_one_line_error(p, "unwrap", "wrong master key")
+    no_output_left(tmp_path, "out.safetensors")
+
+
+def test_missing_key_id(ctfs, keys, encrypted, tmp_path):
+    p = ctfs("verify", encrypted, "--key", keys / "other.jwk")
+    assert p.returncode == NOT_FOUND, p.stderr
+    assert_one_line_error(p, "kid")
+
+
+def test_decrypt_plain_file_is_refused(ctfs, keys, plain, tmp_path):
+    p = ctfs("decrypt", plain, tmp_path / "out.safetensors", "--key", keys / "r.jwk")
+    assert p.returncode == INVALID
+    assert_one_line_error(p, "not encrypted")
+
+
+def test_encrypt_refuses_existing_output_and_reader_key(ctfs, keys, plain, tmp_path):
+    out = tmp_path / "e.safetensors"
+    out.write_bytes(b"keep me")
+    p = ctfs("encrypt", plain, out, "--key", keys / "k.jwk")
+    assert p.returncode == INVALID
+    assert_one_line_error(p, "already exists")
+    assert out.read_bytes() == b"keep me"
+    p = ctfs("encrypt", plain, tmp_path / "f.safetensors", "--key", keys / "r.jwk")
+    assert p.returncode == NOT_FOUND
+    assert_one_line_error(p, "signing key")
+
+
+def test_usage_errors_and_help(ctfs):
+    assert ctfs("--help").returncode == 0
+    for sub in ("keygen", "encrypt", "decrypt", "inspect", "verify"):
+        p = ctfs(sub, "--help")
+        assert p.returncode == 0 and "Usage" in p.stdout, sub
+    assert ctfs("encrypt").returncode == 2
+    assert ctfs("frobnicate").returncode == 2

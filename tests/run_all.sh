@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Runs every ctfs test on a fresh Debian 12 machine: installs dependencies, builds, runs the
+# GoogleTest units (normal and AddressSanitizer+UBSan builds), the CLI tests and the Python
+# interop tests against the real `cryptotensors` and `safetensors` packages.
+# Exits non-zero if anything fails. Usage: tests/run_all.sh   (as root, or with sudo)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== 1/5 dependencies"
+bash scripts/install-deps.sh
+
+echo "== 2/5 build (RelWithDebInfo) + unit tests"
+bash scripts/build.sh build
+ctest --test-dir build --output-on-failure -L unit
+
+echo "== 3/5 build (ASan+UBSan) + unit tests"
+bash scripts/build.sh build-asan -DCTFS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-asan --output-on-failure -L unit
+
+echo "== 4/5 python venv (pinned: tests/requirements.txt)"
+bash scripts/venv.sh
+
+echo "== 5/5 CLI + interop tests (pytest)"
+CTFS_BIN="$PWD/build/cmd/ctfs" .venv/bin/python -m pytest -q tests/cli tests/interop
+
+echo "== all tests passed"

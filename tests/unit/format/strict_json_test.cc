@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests of the strict JSON layer: duplicate keys at any depth, nesting depth, invalid JSON and
+// UTF-8, and the integer/string accessors that reject floats, signs and huge values.
+#include "format/internal/strict_json.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "format/limits.h"
+
+namespace ctfs::format::internal {
+namespace {
+
+bool Contains(const Status& s, std::string_view needle) {
+  return s.message().find(needle) != std::string::npos;
+}
+
+TEST(StrictJsonTest, ParsesObjectAndKeepsMemberOrder) {
+  Result<Json> j = ParseStrictJson(R"({"z":1,"a":[1,2],"m":{"k":"v"}})", "t");
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  std::string keys;
+  for (const auto& [k, v] : j->items()) keys += k;
+  EXPECT_EQ(keys, "zam");
+}
+
+TEST(StrictJsonTest, RejectsDuplicateKeyAtRoot) {
+  Result<Json> j = ParseStrictJson(R"({"a":1,"b":2,"a":3})", "header");
+  ASSERT_FALSE(j.ok());
+  EXPECT_EQ(j.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(j.status(), "duplicate key \"a\"")) << j.status().message();
+  EXPECT_TRUE(Contains(j.status(), "header")) << j.status().message();
+}
+
+TEST(StrictJsonTest, RejectsDuplicateKeyNested) {
+  Result<Json> j = ParseStrictJson(R"({"t":{"dtype":"F32","dtype":"F16"}})", "t");
+  ASSERT_FALSE(j.ok());
+  EXPECT_TRUE(Contains(j.status(), "duplicate key \"dtype\"")) << j.status().message();
+}
+
+TEST(StrictJsonTest, SameKeyInSiblingObjectsIsNotADuplicate) {
+  Result<Json> j = ParseStrictJson(R"({"a":{"x":1},"b":{"x":2},"c":[{"x":1},{"x":2}]})", "t");
+  EXPECT_TRUE(j.ok()) << j.status().ToString();
+}
+
+TEST(StrictJsonTest, RejectsDeepNesting) {
+  std::string deep = std::string(200, '[') + std::string(200, ']');
+  Result<Json> j = ParseStrictJson(deep, "t");
+  ASSERT_FALSE(j.ok());
+  EXPECT_TRUE(Contains(j.status(), "deeper")) << j.status().message();
+
+  std::string deep_obj;
+  for (int i = 0; i < 50; ++i) deep_obj += "{\"a\":";
+  deep_obj += "1" + std::string(50, '}');
+  EXPECT_FALSE(ParseStrictJson(deep_obj, "t").ok());
+}
+
+TEST(StrictJsonTest, AcceptsNestingWithinLimit) {
+  // Root object + tensor object + shape array: the real header depth.
+  EXPECT_TRUE(ParseStrictJson(R"({"t":{"shape":[1,2]}})", "t").ok());
+  std::string at_limit = std::string(kMaxJsonDepth - 1, '[') + std::string(kMaxJsonDepth - 1, ']');
+  EXPECT_TRUE(ParseStrictJson(at_limit, "t").ok());
+}
+
+TEST(StrictJsonTest, RejectsInvalidJson) {
+  for (const char* text : {"", "{", "{\"a\":}", "{'a':1}", "{\"a\":1,}", "not json", "{} x",
+                           "{\"a\":01}", "{\"a\":NaN}"}) {
+    SCOPED_TRACE(text);
+    Result<Json> j = ParseStrictJson(text, "t");
+    ASSERT_FALSE(j.ok());
+    EXPECT_EQ(j.status().code(), StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(StrictJsonTest, RejectsOutOfRangeFloat) { EXPECT_FALSE(ParseStrictJson("[1e400]", "t").ok()); }
+
+TEST(StrictJsonTest, RejectsNulByteAnywhere) {
+  // nlohmann alone stops at a NUL and would accept "{}\0garbage".
+  using namespace std::string_literals;
+  for (const std::string& text : {"{}\0"s, "{}\0garbage"s, "{\"a\":\"x\0y\"}"s, "\0{}"s}) {
+    Result<Json> j = ParseStrictJson(text, "t");
+    ASSERT_FALSE(j.ok());
+    EXPECT_TRUE(Contains(j.status(), "NUL")) << j.status().message();
+  }
+  // An escaped NUL inside a string is valid JSON.
+  Result<Json> j = ParseStrictJson(R"({"a":"x\u0000y"})", "t");
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ((*j)["a"].get<std::string>(), std::string("x\0y", 3));
+}
+
+TEST(StrictJsonTest, RejectsInvalidUtf8InStrings) {
+  EXPECT_FALSE(ParseStrictJson("{\"a\":\"\xff\"}", "t").ok());
+  EXPECT_FALSE(ParseStrictJson("{\"\xc0\xaf\":1}", "t").ok());      // overlong '/'
+  EXPECT_FALSE(ParseStrictJson("{\"\xed\xa0\x80\":1}", "t").ok());  // surrogate
+  EXPECT_TRUE(ParseStrictJson("{\"\xc3\xa9\":1}", "t").ok());       // é
+}
+
+TEST(StrictJsonTest, GetU64AcceptsUnsignedIntegersUpTo2Pow48Minus1) {
+  Result<Json> j = ParseStrictJson(R"([0, 7, 281474976710655])", "t");
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(*GetU64((*j)[0], "x"), 0u);
+  EXPECT_EQ(*GetU64((*j)[1], "x"), 7u);
+  EXPECT_EQ(*GetU64((*j)[2], "x"), kMaxJsonInteger);
+}
+
+TEST(StrictJsonTest, GetU64RejectsFloatsNegativesHugeAndNonNumbers) {
+  Result<Json> j = ParseStrictJson(
+      R"([1.0, 1e3, 1E0, -1, -0, 281474976710656, 18446744073709551615,
+          18446744073709551616, "1", null, true, [1], {"a":1}])",
+      "t");
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  for (const Json& v : *j) {
+    SCOPED_TRACE(v.dump());
+    Result<uint64_t> r = GetU64(v, "offset");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_TRUE(Contains(r.status(), "offset")) << r.status().message();
+  }
+}
+
+TEST(StrictJsonTest, GetString) {
+  Result<Json> j = ParseStrictJson(R"(["pt", 1, null])", "t");
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(*GetString((*j)[0], "v"), "pt");
+  EXPECT_FALSE(GetString((*j)[1], "v").ok());
+  EXPECT_FALSE(GetString((*j)[2], "v").ok());
+}
+
+}  // namespace
+}  // namespace ctfs::format::internal
