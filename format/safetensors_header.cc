@@ -112,13 +112,16 @@ bool IsJsonWhitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c =
 
 // ---- members ------------------------------------------------------------------------------
 
-Status ParseMetadata(const Json& value, SafetensorsHeader& header) {
+Status ParseMetadata(const Json& value, const std::vector<std::string>& key_order,
+                     SafetensorsHeader& header) {
   // S6. A null __metadata__ (which serde would read as None) is rejected: no writer emits it.
   if (!value.is_object()) {
     return InvalidArgumentError("__metadata__ must be an object of string values");
   }
   header.has_metadata = true;
-  for (const auto& [key, v] : value.items()) {
+  if (key_order.size() != value.size()) return InternalError("__metadata__ member order lost");
+  for (const std::string& key : key_order) {
+    const Json& v = value.at(key);
     if (key.size() > kMaxNameBytes) {
       return InvalidArgumentError("__metadata__ key of " + std::to_string(key.size()) +
                                   " bytes exceeds " + std::to_string(kMaxNameBytes));
@@ -267,14 +270,18 @@ Result<SafetensorsHeader> ParseHeaderJsonImpl(ByteSpan json_bytes) {
   if (first == text.size() || text[first] != '{') {
     return InvalidArgumentError("header JSON must be an object beginning with '{'");
   }
-  CTFS_ASSIGN_OR_RETURN(Json root, internal::ParseStrictJson(text, "header"));
+  internal::MemberOrder order;
+  order.nested_key = kMetadataKey;
+  CTFS_ASSIGN_OR_RETURN(Json root, internal::ParseStrictJson(text, "header", &order));
   if (!root.is_object()) return InvalidArgumentError("header JSON must be an object");
+  if (order.root.size() != root.size()) return InternalError("header member order lost");
 
   SafetensorsHeader header;
   header.header_len = json_bytes.size();
-  for (const auto& [key, value] : root.items()) {
+  for (const std::string& key : order.root) {
+    const Json& value = root.at(key);
     if (key == kMetadataKey) {
-      CTFS_RETURN_IF_ERROR(ParseMetadata(value, header));
+      CTFS_RETURN_IF_ERROR(ParseMetadata(value, order.nested, header));
       continue;
     }
     CTFS_ASSIGN_OR_RETURN(TensorInfo t, ParseTensor(key, value));

@@ -9,7 +9,7 @@
 
 namespace ctfs::format::internal {
 
-Result<Json> ParseStrictJson(std::string_view text, std::string_view what) {
+Result<Json> ParseStrictJson(std::string_view text, std::string_view what, MemberOrder* order) {
   // nlohmann's lexer treats a NUL byte as the end of input, so "{}\0anything" would parse as
   // "{}" (a polyglot). JSON never allows a raw NUL (inside strings it must be escaped), so
   // reject it up front, as serde_json does.
@@ -19,6 +19,7 @@ Result<Json> ParseStrictJson(std::string_view text, std::string_view what) {
   }
   std::vector<std::set<std::string>> key_stack;
   std::string failure;
+  bool in_nested = false;  // inside root[order->nested_key]
   auto callback = [&](int depth, Json::parse_event_t event, Json& parsed) -> bool {
     if (!failure.empty()) return true;
     if (static_cast<size_t>(depth) > kMaxJsonDepth) {
@@ -36,6 +37,12 @@ Result<Json> ParseStrictJson(std::string_view text, std::string_view what) {
         if (key_stack.empty()) break;
         const std::string& key = parsed.get_ref<const std::string&>();
         if (!key_stack.back().insert(key).second) failure = "duplicate key \"" + key + "\"";
+        if (order != nullptr && depth == 1) {
+          order->root.push_back(key);
+          in_nested = key == order->nested_key;
+        } else if (order != nullptr && depth == 2 && in_nested) {
+          order->nested.push_back(key);
+        }
         break;
       }
       default:

@@ -6,18 +6,33 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/result.h"
 
 namespace ctfs::format::internal {
 
-using Json = nlohmann::ordered_json;
+// Objects are std::map based (O(log n) insertion). nlohmann::ordered_json would keep member
+// order but inserts with a linear search: quadratic in the member count, so a hostile 100 MB
+// header could stall the parser for hours. Where member order matters it is recorded
+// separately (MemberOrder).
+using Json = nlohmann::json;
+
+// MemberOrder records the order of the root object's members and of the members of one named
+// object member of the root (e.g. "__metadata__").
+struct MemberOrder {
+  std::string nested_key;            // in: the root member whose own member order is wanted
+  std::vector<std::string> root;     // out: root member names in text order
+  std::vector<std::string> nested;   // out: member names of root[nested_key] in text order
+};
 
 // ParseStrictJson parses `text` as one JSON value. Rejects (InvalidArgument, message prefixed
-// with `what`): invalid JSON or UTF-8, duplicate object keys at any level, nesting deeper than
-// kMaxJsonDepth. Object member order is preserved.
-Result<Json> ParseStrictJson(std::string_view text, std::string_view what);
+// with `what`): invalid JSON or UTF-8, a raw NUL byte, duplicate object keys at any level,
+// nesting deeper than kMaxJsonDepth. If `order` is given, member order is recorded into it.
+Result<Json> ParseStrictJson(std::string_view text, std::string_view what,
+                             MemberOrder* order = nullptr);
 
 // GetU64 reads an unsigned integer JSON value <= kMaxJsonInteger. Floats (1.0, 1e3), negative
 // numbers and non-numbers are InvalidArgument naming `what`.

@@ -16,12 +16,34 @@ bool Contains(const Status& s, std::string_view needle) {
   return s.message().find(needle) != std::string::npos;
 }
 
-TEST(StrictJsonTest, ParsesObjectAndKeepsMemberOrder) {
-  Result<Json> j = ParseStrictJson(R"({"z":1,"a":[1,2],"m":{"k":"v"}})", "t");
+TEST(StrictJsonTest, ParsesObjectAndRecordsMemberOrder) {
+  MemberOrder order;
+  order.nested_key = "m";
+  Result<Json> j =
+      ParseStrictJson(R"({"z":1,"a":[1,{"q":2}],"m":{"y":"v","b":{"deep":1},"c":"w"},"x":{"n":1}})",
+                      "t", &order);
   ASSERT_TRUE(j.ok()) << j.status().ToString();
-  std::string keys;
-  for (const auto& [k, v] : j->items()) keys += k;
-  EXPECT_EQ(keys, "zam");
+  EXPECT_EQ(order.root, (std::vector<std::string>{"z", "a", "m", "x"}));
+  EXPECT_EQ(order.nested, (std::vector<std::string>{"y", "b", "c"}));
+  EXPECT_EQ((*j)["m"]["c"], "w");
+  // Without a MemberOrder the parse still works (order is not needed there).
+  EXPECT_TRUE(ParseStrictJson(R"({"z":1})", "t").ok());
+}
+
+// Regression: ordered_json inserted members with a linear search (quadratic parse; a hostile
+// header with millions of members stalled for hours). 200k members must parse and keep order.
+TEST(StrictJsonTest, ManyMembersKeepOrder) {
+  std::string text = "{";
+  for (int i = 199999; i >= 0; --i) {
+    text += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + (i ? "," : "");
+  }
+  text += "}";
+  MemberOrder order;
+  Result<Json> j = ParseStrictJson(text, "t", &order);
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  ASSERT_EQ(order.root.size(), 200000u);
+  EXPECT_EQ(order.root.front(), "k199999");
+  EXPECT_EQ(order.root.back(), "k0");
 }
 
 TEST(StrictJsonTest, RejectsDuplicateKeyAtRoot) {
