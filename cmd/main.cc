@@ -23,7 +23,8 @@ int Main(int argc, char** argv) {
   HardenProcess();
   CLI::App app{
       "ctfs: CryptoTensors FS. Create, inspect and verify encrypted safetensors models\n"
-      "(CryptoTensors format, compatible with the `cryptotensors` package)."};
+      "(CryptoTensors format, compatible with the `cryptotensors` package), and mount them\n"
+      "read-only as plain safetensors for unmodified loaders."};
   app.require_subcommand(1);
   app.set_version_flag("--version", "ctfs 0.1.0");
   ctfs::cmd::KeygenArgs keygen;
@@ -31,11 +32,15 @@ int Main(int argc, char** argv) {
   ctfs::cmd::DecryptArgs decrypt;
   ctfs::cmd::InspectArgs inspect;
   ctfs::cmd::VerifyArgs verify;
+  ctfs::cmd::MountArgs mount;
+  ctfs::cmd::UmountArgs umount;
   CLI::App* keygen_cmd = ctfs::cmd::AddKeygen(app, keygen);
   CLI::App* encrypt_cmd = ctfs::cmd::AddEncrypt(app, encrypt);
   CLI::App* decrypt_cmd = ctfs::cmd::AddDecrypt(app, decrypt);
   CLI::App* inspect_cmd = ctfs::cmd::AddInspect(app, inspect);
   CLI::App* verify_cmd = ctfs::cmd::AddVerify(app, verify);
+  CLI::App* mount_cmd = ctfs::cmd::AddMount(app, mount);
+  CLI::App* umount_cmd = ctfs::cmd::AddUmount(app, umount);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -47,6 +52,8 @@ int Main(int argc, char** argv) {
   if (decrypt_cmd->parsed()) return ctfs::cmd::RunDecrypt(decrypt);
   if (inspect_cmd->parsed()) return ctfs::cmd::RunInspect(inspect);
   if (verify_cmd->parsed()) return ctfs::cmd::RunVerify(verify);
+  if (mount_cmd->parsed()) return ctfs::cmd::RunMount(mount);
+  if (umount_cmd->parsed() || umount.via_revoke) return ctfs::cmd::RunUmount(umount);
   return ctfs::cmd::kExitUsage;
 }
 

@@ -59,6 +59,32 @@ struct VerifyArgs {
 CLI::App* AddVerify(CLI::App& app, VerifyArgs& args);
 int RunVerify(const VerifyArgs& args);
 
+struct MountArgs {
+  std::string src, mountpoint;
+  std::vector<std::string> key_files;
+  bool foreground = false;
+  size_t cache_mb = 256;
+  size_t threads = 16;
+  size_t decrypt_threads = 2;
+  size_t read_ahead_kb = 4096;
+  bool allow_other = false;
+  bool allow_bad_files = false;
+  std::string log_file;
+  std::string log_level = "info";
+  bool quiet = false;
+};
+CLI::App* AddMount(CLI::App& app, MountArgs& args);
+int RunMount(const MountArgs& args);
+
+struct UmountArgs {
+  std::string mountpoint;
+  bool force = false;
+  double timeout_s = 10;
+  bool via_revoke = false;  // `ctfs revoke MNT` was used
+};
+CLI::App* AddUmount(CLI::App& app, UmountArgs& args);
+int RunUmount(const UmountArgs& args);
+
 }  // namespace ctfs::cmd
 
 #endif  // CTFS_CMD_SUBCOMMANDS_H_

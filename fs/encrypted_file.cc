@@ -224,24 +224,47 @@ Status EncryptedFile::ReadTensorRange(size_t index, uint64_t off, MutableByteSpa
   return Status::Ok();
 }
 
-Status EncryptedFile::ReadData(uint64_t data_off, MutableByteSpan out) const {
-  auto end = CheckedAdd(data_off, out.size());
+Result<std::vector<EncryptedFile::RangePiece>> EncryptedFile::MapDataRange(uint64_t data_off,
+                                                                           uint64_t len) const {
+  auto end = CheckedAdd(data_off, len);
   if (!end || *end > header_.data_len) {
     return InvalidArgumentError(path_ + ": read past the end of the data region");
   }
+  std::vector<RangePiece> pieces;
   // First tensor whose end is beyond data_off.
   auto it = std::upper_bound(by_offset_.begin(), by_offset_.end(), data_off,
                              [&](uint64_t off, size_t i) { return off < header_.tensors[i].end; });
   uint64_t pos = data_off;
   for (; pos < *end && it != by_offset_.end(); ++it) {
-    const format::TensorInfo& t = header_.tensors[*it];
+    const size_t index = *it;
+    const format::TensorInfo& t = header_.tensors[index];
     if (t.byte_len() == 0) continue;
-    uint64_t take = std::min(t.end, *end) - pos;
-    CTFS_RETURN_IF_ERROR(
-        ReadTensorRange(*it, pos - t.begin, out.subspan(pos - data_off, take)));
-    pos += take;
+    const bool encrypted = entries_[index] != nullptr;
+    const uint64_t unit_len = (encrypted && chunked_) ? chunk_size_ : t.byte_len();
+    const uint64_t stop = std::min(t.end, *end);
+    while (pos < stop) {
+      RangePiece p;
+      p.tensor = index;
+      p.encrypted = encrypted;
+      p.unit = (pos - t.begin) / unit_len;
+      p.unit_len = encrypted ? AuthUnitLen(index, p.unit) : t.byte_len();
+      p.skip = (pos - t.begin) - p.unit * unit_len;
+      p.take = std::min(p.unit_len - p.skip, stop - pos);
+      p.out_off = pos - data_off;
+      pieces.push_back(p);
+      pos += p.take;
+    }
   }
   CTFS_CHECK(pos == *end);
+  return pieces;
+}
+
+Status EncryptedFile::ReadData(uint64_t data_off, MutableByteSpan out) const {
+  CTFS_ASSIGN_OR_RETURN(std::vector<RangePiece> pieces, MapDataRange(data_off, out.size()));
+  for (const RangePiece& p : pieces) {
+    CTFS_RETURN_IF_ERROR(ReadTensorRange(p.tensor, p.unit * (p.encrypted && chunked_ ? chunk_size_ : 0) + p.skip,
+                                         out.subspan(p.out_off, p.take)));
+  }
   return Status::Ok();
 }
 

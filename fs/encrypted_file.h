@@ -69,6 +69,22 @@ class EncryptedFile {
   // ReadTensorRange copies plaintext bytes [off, off + out.size()) of tensor `index`.
   Status ReadTensorRange(size_t index, uint64_t off, MutableByteSpan out) const;
 
+  // One piece of a data-region range: `take` bytes starting `skip` bytes into unit `unit` of
+  // tensor `tensor` (for an unencrypted tensor the "unit" is the whole tensor), landing at
+  // `out_off` in the caller's buffer.
+  struct RangePiece {
+    size_t tensor = 0;
+    uint64_t unit = 0;
+    uint64_t unit_len = 0;
+    uint64_t skip = 0;
+    uint64_t take = 0;
+    uint64_t out_off = 0;
+    bool encrypted = false;
+  };
+  // MapDataRange splits the data-region range [data_off, data_off + len) into pieces, in
+  // order. REQUIRES the range to lie within the data region (InvalidArgument otherwise).
+  Result<std::vector<RangePiece>> MapDataRange(uint64_t data_off, uint64_t len) const;
+
   // NumAuthUnits: chunks of tensor `index` (chunked mode), 1 (whole mode), 0 if unencrypted.
   uint64_t NumAuthUnits(size_t index) const;
   // AuthUnitLen: plaintext length of unit `unit` of tensor `index`.

@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: Apache-2.0
+// ctfs mount SRC MNT: serve a directory of encrypted models read-only as plain safetensors.
+// Everything that can fail for a user reason (paths, keys, signatures, policy) is checked in
+// the foreground before the daemon detaches, so the command's exit code tells whether the
+// mount is live. Background mode returns once the mount is ready.
+#include <fcntl.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/syslog_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "cmd/common.h"
+#include "cmd/exit_codes.h"
+#include "cmd/subcommands.h"
+#include "fs/fuse/daemon.h"
+#include "fs/served_tree.h"
+#include "keys/key_resolver.h"
+
+namespace ctfs::cmd {
+namespace {
+
+Status CheckPaths(const MountArgs& args) {
+  if (!PathExists(args.src)) return NotFoundError(args.src + ": source directory does not exist");
+  if (!IsDirectory(args.src)) return InvalidArgumentError(args.src + ": not a directory");
+  if (!PathExists(args.mountpoint)) {
+    return NotFoundError(args.mountpoint + ": mountpoint does not exist (create an empty directory)");
+  }
+  if (!IsDirectory(args.mountpoint)) {
+    return InvalidArgumentError(args.mountpoint + ": mountpoint is not a directory");
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_empty(args.mountpoint, ec) || ec) {
+    return InvalidArgumentError(args.mountpoint + ": mountpoint is not empty (or is already mounted)");
+  }
+  int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    return UnavailableError(
+        "/dev/fuse is missing or not accessible (" + std::string(std::strerror(errno)) +
+        "): load the fuse module, or run in a container with --device /dev/fuse");
+  }
+  ::close(fd);
+  return Status::Ok();
+}
+
+void SetupLogging(const MountArgs& args, bool foreground) {
+  std::shared_ptr<spdlog::logger> logger;
+  if (!args.log_file.empty()) {
+    logger = spdlog::basic_logger_mt("ctfs", args.log_file);
+  } else if (foreground) {
+    logger = spdlog::stderr_color_mt("ctfs");
+  } else {
+    logger = spdlog::syslog_logger_mt("ctfs", "ctfs", LOG_PID, LOG_DAEMON);
+  }
+  logger->set_level(spdlog::level::from_str(args.log_level));
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+int Serve(fs::ServedTree& tree, const MountArgs& args, int ready_fd) {
+  tree.StartWorkers();
+  fs::DaemonOptions opt;
+  opt.mountpoint = args.mountpoint;
+  opt.allow_other = args.allow_other;
+  opt.fuse_threads = args.threads;
+  opt.read_ahead_kb = args.read_ahead_kb;
+  Status st = fs::MountAndServe(tree, opt, [&](const Status& s) {
+    if (ready_fd < 0) {
+      if (s.ok() && !args.quiet) {
+        std::printf("mounted %s at %s (foreground; Ctrl-C or `ctfs umount` to stop)\n",
+                    args.src.c_str(), args.mountpoint.c_str());
+        std::fflush(stdout);
+      }
+      return;
+    }
+    std::string msg = s.ok() ? "OK" : std::to_string(ExitCodeFor(s)) + " " + s.message();
+    (void)!::write(ready_fd, msg.data(), msg.size());
+    ::close(ready_fd);
+    if (s.ok()) {  // detach from the terminal now that the parent has its answer
+      int null_fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+      if (null_fd >= 0) {
+        ::dup2(null_fd, 0);
+        ::dup2(null_fd, 1);
+        ::dup2(null_fd, 2);
+        ::close(null_fd);
+      }
+    }
+  });
+  if (!st.ok()) {
+    spdlog::error("{}", st.message());
+    return ExitCodeFor(st);
+  }
+  return kExitOk;
+}
+
+int Mount(const MountArgs& raw_args) {
+  Status st = CheckPaths(raw_args);
+  if (!st.ok()) return Fail(st);
+  // Absolute paths: the daemon changes to "/" and the mount table holds absolute paths.
+  MountArgs args = raw_args;
+  std::error_code ec;
+  args.src = std::filesystem::canonical(raw_args.src, ec).string();
+  if (ec) return Fail(ErrnoError(ec.value(), raw_args.src));
+  args.mountpoint = std::filesystem::canonical(raw_args.mountpoint, ec).string();
+  if (ec) return Fail(ErrnoError(ec.value(), raw_args.mountpoint));
+  auto resolver = keys::KeyResolver::Create({args.key_files, true, true});
+  if (!resolver.ok()) return Fail(resolver.status());
+  fs::ServeOptions sopt;
+  sopt.cache_bytes = args.cache_mb << 20;
+  sopt.decrypt_threads = args.decrypt_threads;
+  sopt.allow_bad_files = args.allow_bad_files;
+  std::vector<std::string> warnings;
+  auto tree = fs::ServedTree::Create(args.src, *resolver, sopt, &warnings);
+  if (!tree.ok()) return Fail(tree.status());
+  for (const std::string& w : warnings) std::fprintf(stderr, "ctfs: warning: %s\n", w.c_str());
+
+  if (args.foreground) {
+    SetupLogging(args, true);
+    return Serve(**tree, args, -1);
+  }
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return Fail(ErrnoError(errno, "pipe"));
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) return Fail(ErrnoError(errno, "fork"));
+  if (pid == 0) {
+    ::close(fds[0]);
+    ::setsid();
+    if (::chdir("/") != 0) _exit(kExitError);
+    SetupLogging(args, false);
+    int rc = Serve(**tree, args, fds[1]);
+    tree->reset();
+    _exit(rc);
+  }
+  ::close(fds[1]);
+  std::string answer;
+  char buf[512];
+  for (;;) {
+    ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n > 0) {
+      answer.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    break;
+  }
+  ::close(fds[0]);
+  if (answer == "OK") {
+    if (!args.quiet) {
+      std::printf("mounted %s at %s (daemon pid %d)\n", args.src.c_str(), args.mountpoint.c_str(),
+                  static_cast<int>(pid));
+    }
+    return kExitOk;
+  }
+  if (answer.empty()) return Fail(InternalError("the mount daemon exited before mounting"));
+  size_t space = answer.find(' ');
+  std::fprintf(stderr, "ctfs: error: %s\n", answer.substr(space + 1).c_str());
+  return std::atoi(answer.substr(0, space).c_str());
+}
+
+}  // namespace
+
+CLI::App* AddMount(CLI::App& app, MountArgs& args) {
+  CLI::App* c = app.add_subcommand(
+      "mount",
+      "Mount a directory of encrypted models read-only as plain safetensors. Every encrypted "
+      "file is verified (signature, keys) before the mount goes live.");
+  c->add_option("SRC", args.src, "Directory of encrypted models (from ctfs encrypt)")->required();
+  c->add_option("MNT", args.mountpoint, "Empty directory to mount on")->required();
+  c->add_option("-k,--key", args.key_files,
+                "JWK / JWK Set key file (repeatable); also CRYPTOTENSOR_KEYS and file:// jku");
+  c->add_flag("-f,--foreground", args.foreground, "Stay in the foreground, log to stderr");
+  c->add_option("--cache-mb", args.cache_mb, "Decrypted-chunk cache size in MiB (default 256)");
+  c->add_option("--threads", args.threads, "Max FUSE worker threads (default 16)");
+  c->add_option("--decrypt-threads", args.decrypt_threads,
+                "Extra threads decrypting chunks of one read in parallel (default 2)");
+  c->add_option("--read-ahead-kb", args.read_ahead_kb,
+                "Readahead window of the mount in KiB (default 4096; 0 = kernel default)");
+  c->add_flag("--allow-other", args.allow_other,
+              "Let other users read the mount (file modes still apply)");
+  c->add_flag("--allow-bad-files", args.allow_bad_files,
+              "Mount even if some encrypted files fail verification; they answer EIO");
+  c->add_option("--log-file", args.log_file, "Log to this file (default: stderr in foreground, "
+                                              "syslog in background)");
+  c->add_option("--log-level", args.log_level, "trace, debug, info (default), warn, error");
+  c->add_flag("-q,--quiet", args.quiet, "Print nothing on success");
+  return c;
+}
+
+int RunMount(const MountArgs& args) { return Mount(args); }
+
+}  // namespace ctfs::cmd

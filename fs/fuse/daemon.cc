@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "fs/fuse/daemon.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+#include "fs/fuse/ops.h"
+
+namespace ctfs::fs {
+namespace {
+
+// Self-pipe: the signal handler only writes a byte; the revoker thread does the work.
+int g_signal_pipe_write = -1;
+
+void OnTerminate(int) {
+  if (g_signal_pipe_write >= 0) {
+    const char c = 't';
+    (void)!::write(g_signal_pipe_write, &c, 1);
+  }
+}
+
+void OnWake(int) {}  // only interrupts the loop's sem_wait
+
+struct SignalSetup {
+  struct sigaction old_term = {}, old_int = {}, old_hup = {}, old_usr2 = {};
+  void Install() {
+    struct sigaction sa = {};
+    sa.sa_handler = OnTerminate;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, &old_term);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGHUP, &sa, &old_hup);
+    struct sigaction wake = {};
+    wake.sa_handler = OnWake;  // no SA_RESTART: interrupts sem_wait
+    sigemptyset(&wake.sa_mask);
+    sigaction(SIGUSR2, &wake, &old_usr2);
+    struct sigaction ign = {};
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ign, nullptr);
+  }
+  void Restore() {
+    sigaction(SIGTERM, &old_term, nullptr);
+    sigaction(SIGINT, &old_int, nullptr);
+    sigaction(SIGHUP, &old_hup, nullptr);
+    sigaction(SIGUSR2, &old_usr2, nullptr);
+  }
+};
+
+// MountDevice returns "major:minor" of the mount at `mountpoint` from /proc/self/mountinfo.
+// (stat() on the mountpoint would ask this very daemon, which may not be serving yet.)
+std::string MountDevice(const std::string& mountpoint) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, found;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string id, parent, dev, root, mnt;
+    ls >> id >> parent >> dev >> root >> mnt;
+    if (mnt == mountpoint) found = dev;  // the last match is the topmost mount
+  }
+  return found;
+}
+
+// Raises the mount's readahead window so buffered and mmap reads reach the daemon as 1 MiB
+// requests with several in flight (fuse-notes.md §4.2). Best effort (needs root).
+void RaiseReadahead(const std::string& mountpoint, size_t kb) {
+  if (kb == 0) return;
+  const std::string dev = MountDevice(mountpoint);
+  if (dev.empty()) {
+    spdlog::warn("readahead: mount {} not found in mountinfo", mountpoint);
+    return;
+  }
+  const std::string path = "/sys/class/bdi/" + dev + "/read_ahead_kb";
+  std::ofstream f(path);
+  f << kb << "\n";
+  f.flush();
+  if (!f) {
+    spdlog::warn("could not set {} to {} (readahead stays at the kernel default)", path, kb);
+  } else {
+    spdlog::debug("readahead {} KiB ({})", kb, path);
+  }
+}
+
+// Drops the kernel's cached pages of every inode we serve, mapped pages included: their next
+// touch becomes a READ that the (revoked) tree refuses, or, once the connection is closed, a
+// SIGBUS. Must run while the loop still answers requests (a page locked by a pending READ
+// would otherwise block the invalidation).
+void InvalidateAll(fuse_session* se, const ModelTree& tree) {
+  size_t done = 0;
+  for (const TreeNode& n : tree.nodes()) {
+    if (n.kind == TreeNode::Kind::kDirectory) continue;
+    int rc = fuse_lowlevel_notify_inval_inode(se, n.ino, 0, 0);
+    if (rc == 0) ++done;
+  }
+  spdlog::info("revocation: invalidated the page cache of {} file(s)", done);
+}
+
+}  // namespace
+
+Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
+                     const std::function<void(const Status&)>& ready) {
+  std::string mount_opts = "ro,nodev,nosuid,default_permissions,fsname=ctfs:" +
+                           std::to_string(::getpid()) + ",subtype=ctfs";
+  if (options.allow_other) mount_opts += ",allow_other";
+  std::vector<std::string> arg_strings = {"ctfs", "-o", mount_opts};
+  std::vector<char*> argv;
+  for (std::string& s : arg_strings) argv.push_back(s.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+
+  OpsContext ctx{&tree};
+  fuse_lowlevel_ops ops = MakeOperations();
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), &ctx);
+  fuse_opt_free_args(&args);
+  if (se == nullptr) {
+    Status st = InternalError("could not create the FUSE session");
+    ready(st);
+    return st;
+  }
+  if (fuse_session_mount(se, options.mountpoint.c_str()) != 0) {
+    fuse_session_destroy(se);
+    Status st = UnavailableError(
+        "mounting " + options.mountpoint +
+        " failed (is /dev/fuse present and usable, and are you root or is fusermount3 setuid?)");
+    ready(st);
+    return st;
+  }
+  RaiseReadahead(options.mountpoint, options.read_ahead_kb);
+
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    fuse_session_unmount(se);
+    fuse_session_destroy(se);
+    Status st = ErrnoError(errno, "pipe");
+    ready(st);
+    return st;
+  }
+  g_signal_pipe_write = pipe_fds[1];
+  SignalSetup signals;
+  signals.Install();
+  spdlog::info("mounted at {} ({} files)", options.mountpoint, tree.tree().nodes().size());
+  ready(Status::Ok());
+
+  std::atomic<bool> loop_done{false};
+  const pthread_t loop_thread = pthread_self();
+  std::thread revoker([&] {
+    char c = 0;
+    for (;;) {
+      ssize_t n = ::read(pipe_fds[0], &c, 1);
+      if (n == 1) break;
+      if (n < 0 && errno == EINTR) continue;
+      return;
+    }
+    if (c != 't') return;  // 'q': the loop ended by itself (unmounted)
+    spdlog::info("signal received: revoking access");
+    tree.Revoke();
+    InvalidateAll(se, tree.tree());
+    fuse_session_exit(se);
+    // Wake the loop's main thread (it waits in sem_wait); repeat in case the first signal
+    // lands before it waits.
+    while (!loop_done.load()) {
+      pthread_kill(loop_thread, SIGUSR2);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+
+  fuse_loop_config* cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(cfg, static_cast<unsigned>(options.fuse_threads));
+  int rc = fuse_session_loop_mt(se, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  loop_done.store(true);
+  const char q = 'q';
+  (void)!::write(pipe_fds[1], &q, 1);
+  revoker.join();
+
+  tree.Revoke();  // idempotent: wipe keys and cached plaintext in every exit path
+  signals.Restore();
+  g_signal_pipe_write = -1;
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+  fuse_session_unmount(se);  // closes the connection, then detaches the mount
+  fuse_session_destroy(se);
+  spdlog::info("unmounted {}; keys and cached plaintext wiped", options.mountpoint);
+  if (rc != 0 && rc != SIGTERM && rc != SIGINT && rc != SIGHUP) {
+    return UnavailableError("FUSE loop ended with error " + std::to_string(rc));
+  }
+  return Status::Ok();
+}
+
+}  // namespace ctfs::fs

@@ -1,0 +1,39 @@
+// SPDX-License-Identifier: Apache-2.0
+// The mount daemon: serve a ServedTree at a mountpoint through libfuse3's low-level API with a
+// multithreaded loop, read-only, and revoke on the way out.
+//
+// Lifecycle (RunDaemon):
+//   mount ("ro,nodev,nosuid,default_permissions,fsname=ctfs:<pid>,subtype=ctfs") -> raise the
+//   mount's readahead -> report readiness -> loop until unmounted (fusermount3 -u, ctfs umount)
+//   or a signal (SIGTERM, SIGINT, SIGHUP) -> revoke: deny, invalidate the kernel page cache of
+//   every inode handed out (mapped pages included: their next touch gets SIGBUS), wipe keys
+//   and cached plaintext -> lazy unmount -> return 0.
+// This header has no libfuse types, so cmd/ can call it.
+#ifndef CTFS_FS_FUSE_DAEMON_H_
+#define CTFS_FS_FUSE_DAEMON_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/status.h"
+#include "fs/served_tree.h"
+
+namespace ctfs::fs {
+
+struct DaemonOptions {
+  std::string mountpoint;
+  bool allow_other = false;     // let other users read (needs user_allow_other if not root)
+  size_t fuse_threads = 16;     // max threads of the FUSE loop
+  size_t read_ahead_kb = 4096;  // bdi readahead of the mount (0 = leave the kernel default)
+};
+
+// MountAndServe mounts `tree` and serves it until unmount or signal, then revokes. `ready`
+// is called once the mount is live (OK) or mounting failed (the error); after a failed mount
+// MountAndServe returns that error. Returns OK after a clean shutdown.
+Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
+                     const std::function<void(const Status&)>& ready);
+
+}  // namespace ctfs::fs
+
+#endif  // CTFS_FS_FUSE_DAEMON_H_

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "fs/model_tree.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+
+#include "base/unique_fd.h"
+#include "format/crypt_metadata.h"
+#include "format/plain_view.h"
+#include "fs/encrypted_file.h"
+
+namespace ctfs::fs {
+namespace {
+
+bool IsSafetensorsName(const std::string& name) {
+  const std::string ext = ".safetensors";
+  return name.size() > ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0;
+}
+
+// Read-only view of the backing mode: keep read/execute bits, drop write and special bits.
+uint32_t ReadOnlyMode(mode_t m) { return static_cast<uint32_t>(m & 0555); }
+
+struct Walker {
+  std::vector<TreeNode>& nodes;
+  std::vector<std::string>* skipped;
+
+  Status Visit(uint64_t dir_ino, int depth) {
+    if (depth > 64) return InvalidArgumentError(nodes[dir_ino - 1].rel_path + ": nested too deep");
+    const std::string dir_path = nodes[dir_ino - 1].backing_path;
+    DIR* d = ::opendir(dir_path.c_str());
+    if (d == nullptr) return ErrnoError(errno, "open directory " + dir_path);
+    std::vector<std::string> names;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(n);
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    for (const std::string& name : names) {
+      const std::string path = dir_path + "/" + name;
+      const std::string rel =
+          nodes[dir_ino - 1].rel_path.empty() ? name : nodes[dir_ino - 1].rel_path + "/" + name;
+      struct stat st;
+      if (::lstat(path.c_str(), &st) != 0) return ErrnoError(errno, "stat " + path);
+      if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+        if (skipped) skipped->push_back(rel + ": not a regular file or directory, not shown");
+        continue;
+      }
+      TreeNode n;
+      n.ino = nodes.size() + 1;
+      n.parent_ino = dir_ino;
+      n.name = name;
+      n.backing_path = path;
+      n.rel_path = rel;
+      n.mode = ReadOnlyMode(st.st_mode);
+      n.uid = st.st_uid;
+      n.gid = st.st_gid;
+      n.mtime = st.st_mtim;
+      n.size = static_cast<uint64_t>(st.st_size);
+      if (S_ISDIR(st.st_mode)) {
+        n.kind = TreeNode::Kind::kDirectory;
+      } else {
+        n.kind = TreeNode::Kind::kPassthrough;
+        if (IsSafetensorsName(name)) {
+          auto hf = ReadHeader(path);
+          if (hf.ok() && format::IsEncrypted(hf->header)) {
+            auto prefix = format::BuildPlainPrefix(hf->header);
+            if (!prefix.ok()) return prefix.status().WithContext(path);
+            n.kind = TreeNode::Kind::kEncrypted;
+            n.size = prefix->size() + hf->header.data_len;
+          } else if (!hf.ok() && hf.status().code() != StatusCode::kInvalidArgument) {
+            return hf.status();
+          }
+          // A file that is not valid safetensors at all is passed through as it is.
+        }
+      }
+      nodes.push_back(std::move(n));
+      nodes[dir_ino - 1].children[name] = nodes.back().ino;
+      if (nodes.back().kind == TreeNode::Kind::kDirectory) {
+        CTFS_RETURN_IF_ERROR(Visit(nodes.back().ino, depth + 1));
+      }
+    }
+    return Status::Ok();
+  }
+};
+
+}  // namespace
+
+Result<ModelTree> ModelTree::Scan(const std::string& root, std::vector<std::string>* skipped) {
+  char* real = ::realpath(root.c_str(), nullptr);
+  if (real == nullptr) return ErrnoError(errno, "source directory " + root);
+  std::string root_path = real;
+  std::free(real);
+  struct stat st;
+  if (::stat(root_path.c_str(), &st) != 0) return ErrnoError(errno, "stat " + root_path);
+  if (!S_ISDIR(st.st_mode)) return InvalidArgumentError(root + ": not a directory");
+  ModelTree tree;
+  TreeNode r;
+  r.ino = kRootIno;
+  r.parent_ino = kRootIno;
+  r.backing_path = root_path;
+  r.mode = ReadOnlyMode(st.st_mode);
+  r.uid = st.st_uid;
+  r.gid = st.st_gid;
+  r.mtime = st.st_mtim;
+  tree.nodes_.push_back(std::move(r));
+  Walker w{tree.nodes_, skipped};
+  CTFS_RETURN_IF_ERROR(w.Visit(kRootIno, 0));
+  return tree;
+}
+
+const TreeNode* ModelTree::Find(uint64_t ino) const {
+  if (ino == 0 || ino > nodes_.size()) return nullptr;
+  return &nodes_[ino - 1];
+}
+
+const TreeNode* ModelTree::Lookup(uint64_t parent_ino, const std::string& name) const {
+  const TreeNode* p = Find(parent_ino);
+  if (p == nullptr || p->kind != TreeNode::Kind::kDirectory) return nullptr;
+  auto it = p->children.find(name);
+  return it == p->children.end() ? nullptr : Find(it->second);
+}
+
+}  // namespace ctfs::fs

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "fs/served_tree.h"
+
+#include <mutex>
+
+namespace ctfs::fs {
+namespace {
+
+Status RevokedError() { return PermissionDeniedError("access revoked (the mount is going away)"); }
+
+}  // namespace
+
+Result<std::unique_ptr<ServedTree>> ServedTree::Create(const std::string& source_dir,
+                                                       const keys::KeyResolver& keys,
+                                                       const ServeOptions& options,
+                                                       std::vector<std::string>* warnings) {
+  std::unique_ptr<ServedTree> t(new ServedTree());
+  t->options_ = options;
+  CTFS_ASSIGN_OR_RETURN(t->tree_, ModelTree::Scan(source_dir, warnings));
+  t->cache_ = std::make_unique<ChunkCache>(options.cache_bytes);
+  const size_t n = t->tree_.nodes().size();
+  t->encrypted_.resize(n);
+  t->open_errors_.resize(n);
+  for (const TreeNode& node : t->tree_.nodes()) {
+    if (node.kind != TreeNode::Kind::kEncrypted) continue;
+    auto f = EncryptedFile::Open(node.backing_path, keys);
+    if (!f.ok()) {
+      if (!options.allow_bad_files) return f.status();
+      t->open_errors_[node.ino - 1] = f.status();
+      if (warnings) warnings->push_back("not serving " + f.status().message());
+      continue;
+    }
+    if ((*f)->plain_file_len() != node.size) {
+      return InternalError(node.backing_path + ": plain size changed during the scan");
+    }
+    t->encrypted_[node.ino - 1] =
+        PlainFile::FromEncrypted(std::move(*f), node.ino, t->cache_.get(), nullptr);
+  }
+  return t;
+}
+
+void ServedTree::StartWorkers() {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  pool_ = std::make_unique<WorkerPool>(options_.decrypt_threads);
+  for (const TreeNode& node : tree_.nodes()) {
+    auto& slot = encrypted_[node.ino - 1];
+    if (slot == nullptr) continue;
+    // Rebuild the view around the same EncryptedFile with the pool attached.
+    slot = PlainFile::FromEncrypted(slot->ReleaseEncrypted(), node.ino, cache_.get(), pool_.get());
+  }
+}
+
+Result<OpenHandle> ServedTree::Open(uint64_t ino) const {
+  if (revoked_.load()) return RevokedError();
+  const TreeNode* node = tree_.Find(ino);
+  if (node == nullptr) return NotFoundError("no such inode");
+  if (node->kind == TreeNode::Kind::kDirectory) return InvalidArgumentError("is a directory");
+  OpenHandle h;
+  if (node->kind == TreeNode::Kind::kPassthrough) {
+    CTFS_ASSIGN_OR_RETURN(h.owned, PlainFile::OpenPassthrough(node->backing_path));
+    h.file = h.owned.get();
+    return h;
+  }
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (revoked_.load()) return RevokedError();
+  const Status& err = open_errors_[ino - 1];
+  if (!err.ok()) return err;
+  h.file = encrypted_[ino - 1].get();
+  if (h.file == nullptr) return InternalError(node->rel_path + ": not opened");
+  return h;
+}
+
+Result<size_t> ServedTree::Read(const OpenHandle& handle, uint64_t off, MutableByteSpan out) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (revoked_.load()) return RevokedError();
+  return handle.file->Read(off, out);
+}
+
+void ServedTree::Revoke() {
+  revoked_.store(true);
+  std::unique_lock<std::shared_mutex> lock(mu_);  // waits for in-flight reads
+  for (auto& f : encrypted_) f.reset();           // EncryptedFile wipes its data keys
+  cache_->Clear();
+}
+
+}  // namespace ctfs::fs

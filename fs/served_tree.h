@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+// ServedTree: everything the mount serves, without any FUSE dependency. At creation it scans
+// the source directory (ModelTree) and opens every encrypted file: header, keys, signature,
+// policy, data keys (EncryptedFile::Open). A file that fails refuses the whole mount, unless
+// allow_bad_files, in which case that file answers every open with its error.
+//
+// Revoke() is the in-daemon half of revocation: from then on every open and read is denied,
+// and all key material and cached plaintext is wiped (as soon as in-flight reads finish).
+// Thread safety: thread-safe. Reads hold a shared lock; Revoke takes it exclusively.
+#ifndef CTFS_FS_SERVED_TREE_H_
+#define CTFS_FS_SERVED_TREE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "fs/chunk_cache.h"
+#include "fs/model_tree.h"
+#include "fs/plain_file.h"
+#include "fs/worker_pool.h"
+#include "keys/key_resolver.h"
+
+namespace ctfs::fs {
+
+struct ServeOptions {
+  size_t cache_bytes = 256u << 20;  // decrypted-chunk cache cap
+  size_t decrypt_threads = 2;       // helpers for multi-chunk reads (plus the reading thread)
+  bool allow_bad_files = false;     // serve the rest if some encrypted files fail to open
+};
+
+// A handle returned by Open: either the shared encrypted view of an inode or an own
+// passthrough file.
+struct OpenHandle {
+  const PlainFile* file = nullptr;              // valid until Revoke() or handle release
+  std::unique_ptr<PlainFile> owned;             // passthrough files: one per open
+};
+
+class ServedTree {
+ public:
+  // Create scans `source_dir` and opens all encrypted files. `warnings` receives lines about
+  // skipped entries and, with allow_bad_files, files that will not be served.
+  static Result<std::unique_ptr<ServedTree>> Create(const std::string& source_dir,
+                                                    const keys::KeyResolver& keys,
+                                                    const ServeOptions& options,
+                                                    std::vector<std::string>* warnings);
+
+  const ModelTree& tree() const { return tree_; }
+
+  // StartWorkers starts the decryption helper threads (call after any fork()).
+  void StartWorkers();
+
+  // Open checks that `ino` may be opened for reading. PermissionDenied after Revoke(); the
+  // file's own error (e.g. DataLoss for a bad signature) for a file that failed to open.
+  Result<OpenHandle> Open(uint64_t ino) const;
+
+  // Read reads from an open handle into `out`; returns the byte count (short at EOF).
+  // PermissionDenied after Revoke().
+  Result<size_t> Read(const OpenHandle& handle, uint64_t off, MutableByteSpan out) const;
+
+  // Revoke denies all further opens and reads and wipes keys and cached plaintext.
+  void Revoke();
+  bool revoked() const { return revoked_.load(); }
+
+  const ChunkCache& cache() const { return *cache_; }
+
+ private:
+  ServedTree() = default;
+
+  ModelTree tree_;
+  ServeOptions options_;
+  std::unique_ptr<ChunkCache> cache_;
+  std::unique_ptr<WorkerPool> pool_;
+  mutable std::shared_mutex mu_;
+  // Index = ino - 1: the open encrypted view, or the reason it could not be opened.
+  std::vector<std::unique_ptr<PlainFile>> encrypted_;  // GUARDED_BY(mu_)
+  std::vector<Status> open_errors_;
+  std::atomic<bool> revoked_{false};
+};
+
+}  // namespace ctfs::fs
+
+#endif  // CTFS_FS_SERVED_TREE_H_

@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "fs/worker_pool.h"
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+
+namespace ctfs::fs {
+
+WorkerPool::WorkerPool(size_t threads) {
+  for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+}
+
+WorkerPool::~WorkerPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (std::thread& t : threads_) t.join();
+}
+
+void WorkerPool::Run() {
+  for (;;) {
+    std::function<void()> job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop_ and drained
+      job = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    job();
+  }
+}
+
+void WorkerPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
+  if (n == 0) return;
+  if (n == 1 || threads_.empty()) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  struct State {
+    std::atomic<size_t> next{0};
+    size_t done = 0;
+    std::mutex mu;
+    std::condition_variable cv;
+  };
+  auto state = std::make_shared<State>();
+  const std::function<void(size_t)>* f = &fn;
+  // Each participant claims indices until none are left. A helper that starts after the work
+  // is done claims nothing and never touches fn (which may be gone by then).
+  auto work = [state, f, n] {
+    size_t mine = 0;
+    for (size_t i; (i = state->next.fetch_add(1)) < n;) {
+      (*f)(i);
+      ++mine;
+    }
+    if (mine > 0) {
+      std::lock_guard<std::mutex> lock(state->mu);
+      state->done += mine;
+      if (state->done == n) state->cv.notify_all();
+    }
+  };
+  const size_t helpers = std::min(threads_.size(), n - 1);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < helpers; ++i) queue_.push_back(work);
+  }
+  cv_.notify_all();
+  work();
+  std::unique_lock<std::mutex> lock(state->mu);
+  state->cv.wait(lock, [&] { return state->done == n; });
+}
+
+}  // namespace ctfs::fs

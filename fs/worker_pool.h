@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: Apache-2.0
+// WorkerPool: a fixed set of threads for decrypting several chunks of one read in parallel.
+// Thread safety: thread-safe; ParallelFor may be called from many threads at once.
+#ifndef CTFS_FS_WORKER_POOL_H_
+#define CTFS_FS_WORKER_POOL_H_
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace ctfs::fs {
+
+class WorkerPool {
+ public:
+  // threads == 0 runs everything on the calling thread.
+  explicit WorkerPool(size_t threads);
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // ParallelFor calls fn(i) for every i in [0, n), on the caller and the pool's threads, and
+  // returns when all calls have returned. fn must not throw.
+  void ParallelFor(size_t n, const std::function<void(size_t)>& fn);
+
+ private:
+  void Run();
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;  // GUARDED_BY(mu_)
+  bool stop_ = false;                        // GUARDED_BY(mu_)
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace ctfs::fs
+
+#endif  // CTFS_FS_WORKER_POOL_H_
