@@ -22,7 +22,15 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 echo "== 4/5 python venv (pinned: tests/requirements.txt)"
 bash scripts/venv.sh
 
-echo "== 5/5 CLI + interop tests (pytest)"
-CTFS_BIN="$PWD/build/cmd/ctfs" .venv/bin/python -m pytest -q tests/cli tests/interop
+echo "== 5/5 CLI, interop and real-mount tests (pytest)"
+# Real FUSE mounts need root and /dev/fuse; in CI the mount tests fail (never skip) without them.
+rc=0
+CTFS_BIN="$PWD/build/cmd/ctfs" .venv/bin/python -m pytest -q tests/cli tests/interop tests/mount || rc=$?
 
+left=$(grep -c ' fuse.ctfs ' /proc/mounts || true)
+if [ "$left" != "0" ]; then
+  echo "FAIL: $left ctfs mount(s) left behind:"; grep ' fuse.ctfs ' /proc/mounts
+  exit 1
+fi
+[ "$rc" -eq 0 ] || exit "$rc"
 echo "== all tests passed"
