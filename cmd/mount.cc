@@ -109,6 +109,7 @@ int Mount(const MountArgs& raw_args) {
   if (ec) return Fail(ErrnoError(ec.value(), raw_args.src));
   args.mountpoint = std::filesystem::canonical(raw_args.mountpoint, ec).string();
   if (ec) return Fail(ErrnoError(ec.value(), raw_args.mountpoint));
+  if (!args.log_file.empty()) args.log_file = std::filesystem::absolute(args.log_file).string();
   auto resolver = keys::KeyResolver::Create({args.key_files, true, true});
   if (!resolver.ok()) return Fail(resolver.status());
   fs::ServeOptions sopt;

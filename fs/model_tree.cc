@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "base/file_io.h"
 #include "base/unique_fd.h"
 #include "format/crypt_metadata.h"
 #include "format/plain_view.h"
@@ -20,6 +21,23 @@ namespace {
 bool IsSafetensorsName(const std::string& name) {
   const std::string ext = ".safetensors";
   return name.size() > ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0;
+}
+
+// LooksEncrypted: the file's header JSON (rules S1-S14, without the file-length check) parses
+// and carries __encryption__.
+bool LooksEncrypted(const std::string& path) {
+  auto fd = OpenReadOnly(path);
+  if (!fd.ok()) return false;
+  auto file_len = FileSize(fd->get(), path);
+  if (!file_len.ok() || *file_len < 8) return false;
+  uint8_t len_bytes[8];
+  if (!PreadExact(fd->get(), MutableByteSpan(len_bytes, 8), 0, path).ok()) return false;
+  auto n = format::ParseHeaderLength(ByteSpan(len_bytes, 8), *file_len);
+  if (!n.ok()) return false;
+  Bytes json(*n);
+  if (!PreadExact(fd->get(), json, 8, path).ok()) return false;
+  auto header = format::ParseHeaderJson(json);
+  return header.ok() && format::IsEncrypted(*header);
 }
 
 // Read-only view of the backing mode: keep read/execute bits, drop write and special bits.
@@ -75,8 +93,12 @@ struct Walker {
             n.size = prefix->size() + hf->header.data_len;
           } else if (!hf.ok() && hf.status().code() != StatusCode::kInvalidArgument) {
             return hf.status();
+          } else if (!hf.ok() && LooksEncrypted(path)) {
+            // A damaged CryptoTensors file (e.g. truncated): never pass its ciphertext through.
+            // Opening it reports the damage (the mount is refused, or it answers EIO).
+            n.kind = TreeNode::Kind::kEncrypted;
           }
-          // A file that is not valid safetensors at all is passed through as it is.
+          // Any other file that is not valid safetensors is passed through as it is.
         }
       }
       nodes.push_back(std::move(n));

@@ -64,7 +64,12 @@ Result<OpenHandle> ServedTree::Open(uint64_t ino) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (revoked_.load()) return RevokedError();
   const Status& err = open_errors_[ino - 1];
-  if (!err.ok()) return err;
+  if (!err.ok()) {
+    // A file that could not be verified is never served: EIO (a missing key must not look
+    // like a missing file), or EACCES if its policy denies access.
+    if (err.code() == StatusCode::kPermissionDenied) return err;
+    return DataLossError(err.message());
+  }
   h.file = encrypted_[ino - 1].get();
   if (h.file == nullptr) return InternalError(node->rel_path + ": not opened");
   return h;

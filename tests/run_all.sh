@@ -19,8 +19,10 @@ bash scripts/build.sh build-asan -DCTFS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -L unit
 
-echo "== 4/5 python venv (pinned: tests/requirements.txt)"
+echo "== 4/5 python venvs (pinned: tests/requirements.txt, tests/requirements-torch.txt)"
 bash scripts/venv.sh
+bash scripts/venv-torch.sh   # torch (CPU use of the PyPI build) + transformers, ~2.8 GB once
+export CTFS_TORCH_PYTHON="$PWD/.venv-torch/bin/python"
 
 echo "== 5/5 CLI, interop and real-mount tests (pytest)"
 # Real FUSE mounts need root and /dev/fuse; in CI the mount tests fail (never skip) without them.
