@@ -198,4 +198,39 @@ Status CopyFileExact(const std::string& src, const std::string& dst) {
   return out.Commit();
 }
 
+Status TransformTree(const std::string& src, const std::string& dst, bool force, bool quiet,
+                     const char* verb, const ModelFileFn& model_fn) {
+  CTFS_ASSIGN_OR_RETURN(std::vector<std::string> files, ListTree(src));
+  uint64_t total = 0;
+  size_t n_models = 0;
+  for (const std::string& rel : files) {
+    CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(src + "/" + rel));
+    total += size;
+    n_models += IsSafetensorsName(rel) ? 1 : 0;
+  }
+  if (n_models == 0) return InvalidArgumentError(src + ": no *.safetensors file in it");
+  CTFS_ASSIGN_OR_RETURN(StagedDirectory stage, StagedDirectory::Create(dst, force));
+  ProgressBar bar(total, !quiet);
+  for (const std::string& rel : files) {
+    const std::string from = src + "/" + rel;
+    const std::string to = stage.path() + "/" + rel;
+    CTFS_RETURN_IF_ERROR(stage.MakeParents(rel));
+    bar.SetLabel(rel);
+    if (IsSafetensorsName(rel)) {
+      CTFS_RETURN_IF_ERROR(model_fn(from, to, bar));
+    } else {
+      CTFS_RETURN_IF_ERROR(CopyFileExact(from, to));
+      CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(from));
+      bar.Add(size);
+    }
+  }
+  CTFS_RETURN_IF_ERROR(stage.Commit());
+  bar.Finish();
+  if (!quiet) {
+    std::printf("%s %zu safetensors file(s), copied %zu other file(s): %s -> %s\n", verb,
+                n_models, files.size() - n_models, src.c_str(), dst.c_str());
+  }
+  return Status::Ok();
+}
+
 }  // namespace ctfs::cmd

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -84,6 +85,15 @@ Status CheckOutputPath(const std::string& dst, bool force);
 
 // CopyFileExact copies `src` to `dst` byte for byte (atomic write, same mode).
 Status CopyFileExact(const std::string& src, const std::string& dst);
+
+// TransformTree mirrors directory `src` into a staged `dst` (see StagedDirectory): every
+// *.safetensors file goes through `model_fn(from, to, bar)`, every other file is copied
+// unchanged. Prints "<verb> N safetensors file(s), copied M other file(s)" unless quiet.
+// Fails if `src` holds no *.safetensors file. Nothing is left at `dst` on failure.
+using ModelFileFn =
+    std::function<Status(const std::string& from, const std::string& to, ProgressBar& bar)>;
+Status TransformTree(const std::string& src, const std::string& dst, bool force, bool quiet,
+                     const char* verb, const ModelFileFn& model_fn);
 
 }  // namespace ctfs::cmd
 

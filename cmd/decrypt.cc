@@ -44,36 +44,10 @@ Status Decrypt(const DecryptArgs& args) {
     if (!args.quiet) std::printf("decrypted %s -> %s\n", args.src.c_str(), args.dst.c_str());
     return Status::Ok();
   }
-  CTFS_ASSIGN_OR_RETURN(std::vector<std::string> files, ListTree(args.src));
-  uint64_t total = 0;
-  for (const std::string& rel : files) {
-    CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(args.src + "/" + rel));
-    total += size;
-  }
-  CTFS_ASSIGN_OR_RETURN(StagedDirectory stage, StagedDirectory::Create(args.dst, args.force));
-  ProgressBar bar(total, !args.quiet);
-  size_t n_models = 0;
-  for (const std::string& rel : files) {
-    const std::string from = args.src + "/" + rel;
-    const std::string to = stage.path() + "/" + rel;
-    CTFS_RETURN_IF_ERROR(stage.MakeParents(rel));
-    bar.SetLabel(rel);
-    if (IsSafetensorsName(rel)) {
-      CTFS_RETURN_IF_ERROR(DecryptOne(resolver, from, to, true, bar));
-      ++n_models;
-    } else {
-      CTFS_RETURN_IF_ERROR(CopyFileExact(from, to));
-      CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(from));
-      bar.Add(size);
-    }
-  }
-  CTFS_RETURN_IF_ERROR(stage.Commit());
-  bar.Finish();
-  if (!args.quiet) {
-    std::printf("decrypted %zu safetensors file(s), copied %zu other file(s): %s -> %s\n",
-                n_models, files.size() - n_models, args.src.c_str(), args.dst.c_str());
-  }
-  return Status::Ok();
+  return TransformTree(args.src, args.dst, args.force, args.quiet, "decrypted",
+                       [&](const std::string& from, const std::string& to, ProgressBar& bar) {
+                         return DecryptOne(resolver, from, to, /*copy_plain=*/true, bar);
+                       });
 }
 
 }  // namespace

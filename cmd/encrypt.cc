@@ -64,37 +64,10 @@ Status Encrypt(const EncryptArgs& args) {
     return Status::Ok();
   }
 
-  CTFS_ASSIGN_OR_RETURN(std::vector<std::string> files, ListTree(args.src));
-  uint64_t total = 0;
-  size_t n_models = 0;
-  for (const std::string& rel : files) {
-    CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(args.src + "/" + rel));
-    total += size;
-    n_models += IsSafetensorsName(rel) ? 1 : 0;
-  }
-  if (n_models == 0) return InvalidArgumentError(args.src + ": no *.safetensors file in it");
-  CTFS_ASSIGN_OR_RETURN(StagedDirectory stage, StagedDirectory::Create(args.dst, args.force));
-  ProgressBar bar(total, !args.quiet);
-  for (const std::string& rel : files) {
-    const std::string from = args.src + "/" + rel;
-    const std::string to = stage.path() + "/" + rel;
-    CTFS_RETURN_IF_ERROR(stage.MakeParents(rel));
-    bar.SetLabel(rel);
-    if (IsSafetensorsName(rel)) {
-      CTFS_RETURN_IF_ERROR(fs::EncryptFile(from, to, *wk.enc, *wk.sign, opt, bar.Fn()));
-    } else {
-      CTFS_RETURN_IF_ERROR(CopyFileExact(from, to));
-      CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(from));
-      bar.Add(size);
-    }
-  }
-  CTFS_RETURN_IF_ERROR(stage.Commit());
-  bar.Finish();
-  if (!args.quiet) {
-    std::printf("encrypted %zu safetensors file(s), copied %zu other file(s): %s -> %s\n",
-                n_models, files.size() - n_models, args.src.c_str(), args.dst.c_str());
-  }
-  return Status::Ok();
+  return TransformTree(args.src, args.dst, args.force, args.quiet, "encrypted",
+                       [&](const std::string& from, const std::string& to, ProgressBar& bar) {
+                         return fs::EncryptFile(from, to, *wk.enc, *wk.sign, opt, bar.Fn());
+                       });
 }
 
 }  // namespace

@@ -16,7 +16,7 @@ def test_unit_verifies(ctfs_bin, tmp_path):
     text = (REPO / "systemd" / "ctfs@.service").read_text()
     assert "/usr/local/bin/ctfs mount --foreground" in text
     unit = tmp_path / "ctfs@demo.service"
-    unit.write_text(text.replace("/usr/local/bin/ctfs", ctfs_bin)
+    unit.write_text(text.replace("/usr/local/bin/ctfs", str(Path(ctfs_bin).resolve()))
                     .replace("ConditionPathExists=/etc/ctfs/%i.conf\n", "")
                     .replace("EnvironmentFile=/etc/ctfs/%i.conf", "Environment=CTFS_SRC=/tmp CTFS_MNT=/tmp/m"))
     p = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
