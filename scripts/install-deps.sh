@@ -9,6 +9,7 @@ PACKAGES=(
   libssl-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libyaml-cpp-dev
   libfuse3-dev fuse3 libsystemd-dev libgtest-dev libgmock-dev
   python3 python3-venv python3-pip
+  gocryptfs fio vmtouch
 )
 
 missing=()

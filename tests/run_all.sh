@@ -29,6 +29,9 @@ echo "== 5/5 CLI, interop and real-mount tests (pytest)"
 rc=0
 CTFS_BIN="$PWD/build/cmd/ctfs" .venv/bin/python -m pytest -q tests/cli tests/interop tests/mount || rc=$?
 
+echo "== benchmark harness smoke run (tiny fixture; no timing is asserted)"
+bash bench/run --smoke --work "${TMPDIR:-/tmp}/ctfs-bench-smoke" --out "${TMPDIR:-/tmp}/ctfs-bench-smoke/out" || rc=$?
+
 left=$(grep -c ' fuse.ctfs ' /proc/mounts || true)
 if [ "$left" != "0" ]; then
   echo "FAIL: $left ctfs mount(s) left behind:"; grep ' fuse.ctfs ' /proc/mounts
