@@ -34,8 +34,8 @@ Status PreadExact(int fd, MutableByteSpan dst, uint64_t off, const std::string& 
     }
     if (n == 0) {
       return DataLossError(path_for_errors + ": file is truncated (wanted " +
-                           std::to_string(dst.size()) + " bytes at offset " +
-                           std::to_string(off) + ")");
+                           std::to_string(dst.size()) + " bytes at offset " + std::to_string(off) +
+                           ")");
     }
     done += static_cast<size_t>(n);
   }
@@ -101,8 +101,8 @@ Status AtomicFileWriter::Write(ByteSpan data) {
 Status AtomicFileWriter::PwriteAll(ByteSpan data, uint64_t off) {
   size_t done = 0;
   while (done < data.size()) {
-    ssize_t n = ::pwrite(fd_.get(), data.data() + done, data.size() - done,
-                         static_cast<off_t>(off + done));
+    ssize_t n =
+        ::pwrite(fd_.get(), data.data() + done, data.size() - done, static_cast<off_t>(off + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoError(errno, "write " + tmp_path_);

@@ -18,11 +18,10 @@ class [[nodiscard]] Result {
  public:
   // A Result from a non-OK Status. REQUIRES: !status.ok().
   Result(Status status) : status_(std::move(status)) { CTFS_CHECK(!status_.ok()); }  // NOLINT
-  Result(T value) : value_(std::move(value)) {}                                       // NOLINT
-  template <typename U,
-            typename = std::enable_if_t<std::is_constructible_v<T, U&&> &&
-                                        !std::is_same_v<std::decay_t<U>, T> &&
-                                        !std::is_same_v<std::decay_t<U>, Status>>>
+  Result(T value) : value_(std::move(value)) {}                                      // NOLINT
+  template <typename U, typename = std::enable_if_t<std::is_constructible_v<T, U&&> &&
+                                                    !std::is_same_v<std::decay_t<U>, T> &&
+                                                    !std::is_same_v<std::decay_t<U>, Status>>>
   Result(U&& value) : value_(T(std::forward<U>(value))) {}  // NOLINT
 
   bool ok() const { return value_.has_value(); }

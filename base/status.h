@@ -77,9 +77,9 @@ Status ErrnoError(int err, std::string_view what);
 
 }  // namespace ctfs
 
-#define CTFS_RETURN_IF_ERROR(expr)         \
-  do {                                     \
-    ::ctfs::Status ctfs_status_ = (expr);  \
+#define CTFS_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    ::ctfs::Status ctfs_status_ = (expr);        \
     if (!ctfs_status_.ok()) return ctfs_status_; \
   } while (0)
 

@@ -68,8 +68,8 @@ void ProgressBar::Draw(bool force) {
   bar.resize(30, ' ');
   std::string label = label_.size() > 40 ? "..." + label_.substr(label_.size() - 37) : label_;
   std::fprintf(stderr, "\r[%s] %3d%%  %s / %s  %s/s  %s\033[K", bar.c_str(),
-               static_cast<int>(frac * 100), HumanBytes(done_).c_str(),
-               HumanBytes(total_).c_str(), HumanBytes(rate).c_str(), label.c_str());
+               static_cast<int>(frac * 100), HumanBytes(done_).c_str(), HumanBytes(total_).c_str(),
+               HumanBytes(rate).c_str(), label.c_str());
   std::fflush(stderr);
   drawn_ = true;
 }
@@ -227,8 +227,8 @@ Status TransformTree(const std::string& src, const std::string& dst, bool force,
   CTFS_RETURN_IF_ERROR(stage.Commit());
   bar.Finish();
   if (!quiet) {
-    std::printf("%s %zu safetensors file(s), copied %zu other file(s): %s -> %s\n", verb,
-                n_models, files.size() - n_models, src.c_str(), dst.c_str());
+    std::printf("%s %zu safetensors file(s), copied %zu other file(s): %s -> %s\n", verb, n_models,
+                files.size() - n_models, src.c_str(), dst.c_str());
   }
   return Status::Ok();
 }

@@ -17,8 +17,8 @@ namespace {
 
 // DecryptOne decrypts `from` to `to`; a plain safetensors file is copied (in directory mode)
 // or rejected (in file mode, where the user asked to decrypt that file).
-Status DecryptOne(const keys::KeyResolver& resolver, const std::string& from,
-                  const std::string& to, bool copy_plain, ProgressBar& bar) {
+Status DecryptOne(const keys::KeyResolver& resolver, const std::string& from, const std::string& to,
+                  bool copy_plain, ProgressBar& bar) {
   CTFS_ASSIGN_OR_RETURN(fs::HeaderAndFd hf, fs::ReadHeader(from));
   if (!format::IsEncrypted(hf.header)) {
     if (!copy_plain) return FailedPreconditionError(from + ": not encrypted (plain safetensors)");

@@ -36,8 +36,8 @@ Result<WriterKeys> PickWriterKeys(const keys::KeyResolver& resolver, const std::
     CTFS_ASSIGN_OR_RETURN(AeadAlg have, ParseAeadAlg(w.enc->alg));
     if (want != have) {
       return InvalidArgumentError("--alg " + alg + " does not match the encryption key (" +
-                                  w.enc->alg + "); generate a key with `ctfs keygen --alg " +
-                                  alg + "`");
+                                  w.enc->alg + "); generate a key with `ctfs keygen --alg " + alg +
+                                  "`");
     }
   }
   return w;

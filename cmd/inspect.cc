@@ -24,9 +24,7 @@ std::string ShapeText(const std::vector<uint64_t>& shape) {
   return s + "]";
 }
 
-std::string OptQuote(const std::optional<std::string>& s) {
-  return s ? JsonQuote(*s) : "null";
-}
+std::string OptQuote(const std::optional<std::string>& s) { return s ? JsonQuote(*s) : "null"; }
 
 std::string DescriptorJson(const format::KeyDescriptor& d) {
   return "{\"kty\":" + JsonQuote(d.kty) + ",\"alg\":" + JsonQuote(d.alg) +
@@ -77,16 +75,18 @@ void PrintJson(const std::string& path, const format::SafetensorsHeader& h,
 void PrintText(const std::string& path, const format::SafetensorsHeader& h,
                const format::CryptMetadata* cm) {
   std::printf("file:       %s\n", path.c_str());
-  std::printf("format:     %s\n", cm ? "CryptoTensors (encrypted safetensors)" : "plain safetensors");
+  std::printf("format:     %s\n",
+              cm ? "CryptoTensors (encrypted safetensors)" : "plain safetensors");
   std::printf("header:     %llu bytes; data: %s\n", static_cast<unsigned long long>(h.header_len),
               HumanBytes(h.data_len).c_str());
   size_t n_enc = 0;
   if (cm) {
     const auto& k = cm->keys;
-    std::printf("version:    %s (%s)\n", k.version.c_str(),
-                k.chunked() ? ("chunked, chunk size " + std::to_string(k.EffectiveChunkSize()) +
-                               " bytes").c_str()
-                            : "whole-tensor AEAD");
+    std::printf(
+        "version:    %s (%s)\n", k.version.c_str(),
+        k.chunked()
+            ? ("chunked, chunk size " + std::to_string(k.EffectiveChunkSize()) + " bytes").c_str()
+            : "whole-tensor AEAD");
     std::printf("encryption: %s, key id %s%s\n", k.enc.alg.c_str(),
                 k.enc.kid ? k.enc.kid->c_str() : "(none)",
                 k.enc.jku ? (", jku " + *k.enc.jku).c_str() : "");

@@ -75,8 +75,7 @@ CLI::App* AddKeygen(CLI::App& app, KeygenArgs& args) {
       "keygen",
       "Generate a master encryption key and an Ed25519 signing key pair as a JWK Set file "
       "(mode 0600). Keep it secret: it decrypts and signs models.");
-  c->add_option("-o,--out", args.out, "Key file to write (JWK Set with private keys)")
-      ->required();
+  c->add_option("-o,--out", args.out, "Key file to write (JWK Set with private keys)")->required();
   c->add_option("--reader-out", args.reader_out,
                 "Also write a reader key file: the master key and the public verification key, "
                 "without the signing private key");

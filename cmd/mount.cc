@@ -30,14 +30,16 @@ Status CheckPaths(const MountArgs& args) {
   if (!PathExists(args.src)) return NotFoundError(args.src + ": source directory does not exist");
   if (!IsDirectory(args.src)) return InvalidArgumentError(args.src + ": not a directory");
   if (!PathExists(args.mountpoint)) {
-    return NotFoundError(args.mountpoint + ": mountpoint does not exist (create an empty directory)");
+    return NotFoundError(args.mountpoint +
+                         ": mountpoint does not exist (create an empty directory)");
   }
   if (!IsDirectory(args.mountpoint)) {
     return InvalidArgumentError(args.mountpoint + ": mountpoint is not a directory");
   }
   std::error_code ec;
   if (!std::filesystem::is_empty(args.mountpoint, ec) || ec) {
-    return InvalidArgumentError(args.mountpoint + ": mountpoint is not empty (or is already mounted)");
+    return InvalidArgumentError(args.mountpoint +
+                                ": mountpoint is not empty (or is already mounted)");
   }
   int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
   if (fd < 0) {
@@ -187,8 +189,9 @@ CLI::App* AddMount(CLI::App& app, MountArgs& args) {
               "Let other users read the mount (file modes still apply)");
   c->add_flag("--allow-bad-files", args.allow_bad_files,
               "Mount even if some encrypted files fail verification; they answer EIO");
-  c->add_option("--log-file", args.log_file, "Log to this file (default: stderr in foreground, "
-                                              "syslog in background)");
+  c->add_option("--log-file", args.log_file,
+                "Log to this file (default: stderr in foreground, "
+                "syslog in background)");
   c->add_option("--log-level", args.log_level, "trace, debug, info (default), warn, error");
   c->add_flag("-q,--quiet", args.quiet, "Print nothing on success");
   return c;

@@ -116,7 +116,8 @@ Status Umount(const UmountArgs& args) {
   if (args.force) {
     if (Alive(m->daemon_pid)) {
       if (::kill(m->daemon_pid, SIGTERM) != 0) {
-        return ErrnoError(errno, "signal the ctfs daemon (pid " + std::to_string(m->daemon_pid) + ")");
+        return ErrnoError(errno,
+                          "signal the ctfs daemon (pid " + std::to_string(m->daemon_pid) + ")");
       }
       if (WaitGone(*m, args.timeout_s)) return Status::Ok();
       return UnavailableError("the ctfs daemon (pid " + std::to_string(m->daemon_pid) +

@@ -76,8 +76,7 @@ Status Verify(const VerifyArgs& args) {
 
 CLI::App* AddVerify(CLI::App& app, VerifyArgs& args) {
   CLI::App* c = app.add_subcommand(
-      "verify",
-      "Verify CryptoTensors file(s): header, signature, key unwrap and every chunk tag");
+      "verify", "Verify CryptoTensors file(s): header, signature, key unwrap and every chunk tag");
   c->add_option("PATH", args.path, "Encrypted file or model directory")->required();
   c->add_option("-k,--key", args.key_files,
                 "JWK / JWK Set key file (repeatable); also CRYPTOTENSOR_KEYS and file:// jku");

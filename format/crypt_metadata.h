@@ -34,8 +34,8 @@ struct KeyDescriptor {
 };
 
 struct CryptoKeys {
-  std::string version;                    // "1" or "2"
-  std::optional<uint64_t> chunk_size;     // as written (present => chunked mode)
+  std::string version;                 // "1" or "2"
+  std::optional<uint64_t> chunk_size;  // as written (present => chunked mode)
   KeyDescriptor enc;
   KeyDescriptor sign;
 
@@ -67,7 +67,7 @@ struct Policy {
 struct CryptMetadata {
   CryptoKeys keys;
   AeadAlg enc_alg = AeadAlg::kAes256Gcm;  // keys.enc.alg parsed
-  std::vector<TensorCrypto> entries;       // sorted by tensor name
+  std::vector<TensorCrypto> entries;      // sorted by tensor name
   Policy policy;
   Bytes signature;  // 64 bytes
 

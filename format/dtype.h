@@ -12,8 +12,28 @@
 namespace ctfs::format {
 
 enum class Dtype {
-  kBool, kF4, kF6_E2M3, kF6_E3M2, kU8, kI8, kF8_E5M2, kF8_E4M3, kF8_E8M0, kI16, kU16, kF16,
-  kBF16, kI32, kU32, kF32, kC64, kF64, kI64, kU64, kF8_E4M3FNUZ, kF8_E5M2FNUZ,
+  kBool,
+  kF4,
+  kF6_E2M3,
+  kF6_E3M2,
+  kU8,
+  kI8,
+  kF8_E5M2,
+  kF8_E4M3,
+  kF8_E8M0,
+  kI16,
+  kU16,
+  kF16,
+  kBF16,
+  kI32,
+  kU32,
+  kF32,
+  kC64,
+  kF64,
+  kI64,
+  kU64,
+  kF8_E4M3FNUZ,
+  kF8_E5M2FNUZ,
 };
 
 // ParseDtype maps "F32", "BF16", "F8_E4M3", ... to a Dtype; InvalidArgument names the string.

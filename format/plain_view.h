@@ -4,8 +4,8 @@
 //
 // Reconstruction rule (ours; the reference ignores it):
 //   1. Take the encrypted header's members in file order, drop the four reserved metadata keys
-//      (and kPlainHeaderKey), drop "__metadata__" entirely if nothing is left, serialize compactly (SerializeHeaderJson) and pad with spaces to a
-//      multiple of 8.
+//      (and kPlainHeaderKey), drop "__metadata__" entirely if nothing is left, serialize compactly
+//      (SerializeHeaderJson) and pad with spaces to a multiple of 8.
 //   2. If the encrypted header carries kPlainHeaderKey, its value is the base64 of the original
 //      N header bytes; use them instead, after checking they describe exactly the same tensors
 //      (names, dtypes, shapes, offsets) and user metadata. The writer adds this key only when

@@ -1,11 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "fs/chunk_cache.h"
 
-#include "base/secret_bytes.h"
-
 namespace ctfs::fs {
-
-WipedBytes::~WipedBytes() { WipeMemory(bytes_.data(), bytes_.size()); }
 
 Result<ChunkCache::Chunk> ChunkCache::GetOrLoad(const Key& key, size_t len, const Loader& load) {
   auto run_loader = [&]() -> Result<Chunk> {

@@ -23,23 +23,9 @@
 
 #include "base/bytes.h"
 #include "base/result.h"
+#include "base/wiped_bytes.h"
 
 namespace ctfs::fs {
-
-// WipedBytes: heap bytes that are zeroed on destruction (they hold plaintext).
-class WipedBytes {
- public:
-  explicit WipedBytes(size_t len) : bytes_(len) {}
-  ~WipedBytes();
-  WipedBytes(const WipedBytes&) = delete;
-  WipedBytes& operator=(const WipedBytes&) = delete;
-  MutableByteSpan span() { return bytes_; }
-  ByteSpan span() const { return bytes_; }
-  size_t size() const { return bytes_.size(); }
-
- private:
-  Bytes bytes_;
-};
 
 class ChunkCache {
  public:

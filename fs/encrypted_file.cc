@@ -7,6 +7,7 @@
 
 #include "base/checked_math.h"
 #include "base/file_io.h"
+#include "base/wiped_bytes.h"
 #include "crypto/aead.h"
 #include "crypto/signature.h"
 #include "format/plain_view.h"
@@ -15,20 +16,6 @@
 
 namespace ctfs::fs {
 namespace {
-
-// A heap buffer that is wiped when it goes out of scope (it holds plaintext).
-class WipedBuffer {
- public:
-  explicit WipedBuffer(size_t len) : bytes_(len) {}
-  ~WipedBuffer() { WipeMemory(bytes_.data(), bytes_.size()); }
-  WipedBuffer(const WipedBuffer&) = delete;
-  WipedBuffer& operator=(const WipedBuffer&) = delete;
-  MutableByteSpan span() { return bytes_; }
-  uint8_t* data() { return bytes_.data(); }
-
- private:
-  Bytes bytes_;
-};
 
 std::string KidText(const format::KeyDescriptor& d) {
   return d.kid ? "kid \"" + *d.kid + "\"" : "no kid";
@@ -119,8 +106,8 @@ Result<std::unique_ptr<EncryptedFile>> EncryptedFile::Open(const std::string& pa
                                   std::to_string(key_len));
     }
     SecretBytes dek(key_len);
-    Status st = crypto::AeadOpen(f->alg_, enc_key->k.span(), e->key_iv, e->wrapped_key,
-                                 e->key_tag, dek.mutable_span());
+    Status st = crypto::AeadOpen(f->alg_, enc_key->k.span(), e->key_iv, e->wrapped_key, e->key_tag,
+                                 dek.mutable_span());
     if (!st.ok()) {
       return DataLossError(path + ": tensor \"" + t.name + "\": cannot unwrap its data key (" +
                            KidText(ck.enc) + "): wrong master key or tampered header");
@@ -214,7 +201,7 @@ Status EncryptedFile::ReadTensorRange(size_t index, uint64_t off, MutableByteSpa
       // The caller's buffer takes the whole unit: decrypt in place (wiped on failure).
       CTFS_RETURN_IF_ERROR(DecryptUnit(index, unit, out.subspan(out_pos, len)));
     } else {
-      WipedBuffer buf(len);
+      WipedBytes buf(len);
       CTFS_RETURN_IF_ERROR(DecryptUnit(index, unit, buf.span()));
       std::memcpy(out.data() + out_pos, buf.data() + skip, take);
     }
@@ -262,8 +249,8 @@ Result<std::vector<EncryptedFile::RangePiece>> EncryptedFile::MapDataRange(uint6
 Status EncryptedFile::ReadData(uint64_t data_off, MutableByteSpan out) const {
   CTFS_ASSIGN_OR_RETURN(std::vector<RangePiece> pieces, MapDataRange(data_off, out.size()));
   for (const RangePiece& p : pieces) {
-    CTFS_RETURN_IF_ERROR(ReadTensorRange(p.tensor, p.unit * (p.encrypted && chunked_ ? chunk_size_ : 0) + p.skip,
-                                         out.subspan(p.out_off, p.take)));
+    const uint64_t tensor_off = (p.encrypted && chunked_ ? p.unit * chunk_size_ : 0) + p.skip;
+    CTFS_RETURN_IF_ERROR(ReadTensorRange(p.tensor, tensor_off, out.subspan(p.out_off, p.take)));
   }
   return Status::Ok();
 }

@@ -77,7 +77,8 @@ format::SafetensorsHeader BuildEncryptedHeader(const format::SafetensorsHeader& 
   h.metadata.push_back({format::kCryptoKeysKey, crypto_keys_json});
   h.metadata.push_back({format::kEncryptionKey, encryption_json});
   h.metadata.push_back({format::kPolicyKey, policy_json});
-  if (plain_header_b64 != nullptr) h.metadata.push_back({format::kPlainHeaderKey, *plain_header_b64});
+  if (plain_header_b64 != nullptr)
+    h.metadata.push_back({format::kPlainHeaderKey, *plain_header_b64});
   h.metadata.push_back({format::kSignatureKey, signature_b64});
   return h;
 }
@@ -163,8 +164,8 @@ Status EncryptFile(const std::string& src, const std::string& dst, const format:
   // Header length is fixed by field lengths: size it with placeholder tags and signature.
   const std::string placeholder_sig(88, 'A');
   format::SafetensorsHeader sized = BuildEncryptedHeader(
-      plain, crypto_keys_json, format::SerializeEncryption(sorted_entries(), chunked),
-      policy_json, plain_header_ptr, placeholder_sig);
+      plain, crypto_keys_json, format::SerializeEncryption(sorted_entries(), chunked), policy_json,
+      plain_header_ptr, placeholder_sig);
   const uint64_t header_len =
       format::BuildHeaderPrefix(format::SerializeHeaderJson(sized)).size() - 8;
   const uint64_t out_data_start = 8 + header_len;
@@ -213,8 +214,8 @@ Status EncryptFile(const std::string& src, const std::string& dst, const format:
 
   // Header: sign the canonical message, then write the prefix.
   format::SafetensorsHeader unsigned_header = BuildEncryptedHeader(
-      plain, crypto_keys_json, format::SerializeEncryption(sorted_entries(), chunked),
-      policy_json, plain_header_ptr, placeholder_sig);
+      plain, crypto_keys_json, format::SerializeEncryption(sorted_entries(), chunked), policy_json,
+      plain_header_ptr, placeholder_sig);
   unsigned_header.metadata.pop_back();  // the signature is not part of the message
   std::string message = format::BuildSigningMessage(unsigned_header);
   CTFS_ASSIGN_OR_RETURN(auto signature, crypto::Ed25519Sign(sign_key.d, AsBytes(message)));

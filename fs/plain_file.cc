@@ -64,11 +64,10 @@ Status PlainFile::ReadEncryptedData(uint64_t data_off, MutableByteSpan out) cons
     MutableByteSpan dst = out.subspan(p.out_off, p.take);
     if (!p.encrypted) return ef.ReadTensorRange(p.tensor, p.skip, dst);
     ChunkCache::Key key{file_id_, p.tensor, p.unit};
-    CTFS_ASSIGN_OR_RETURN(
-        ChunkCache::Chunk chunk,
-        cache_->GetOrLoad(key, p.unit_len, [&](MutableByteSpan buf) {
-          return ef.DecryptUnit(p.tensor, p.unit, buf);
-        }));
+    CTFS_ASSIGN_OR_RETURN(ChunkCache::Chunk chunk,
+                          cache_->GetOrLoad(key, p.unit_len, [&](MutableByteSpan buf) {
+                            return ef.DecryptUnit(p.tensor, p.unit, buf);
+                          }));
     std::memcpy(dst.data(), chunk->span().data() + p.skip, p.take);
     return Status::Ok();
   };

@@ -47,7 +47,7 @@ class PlainFile {
 
   uint64_t size_ = 0;
   std::string path_;
-  UniqueFd fd_;                              // passthrough
+  UniqueFd fd_;                               // passthrough
   std::unique_ptr<EncryptedFile> encrypted_;  // encrypted
   uint64_t file_id_ = 0;
   ChunkCache* cache_ = nullptr;

@@ -35,8 +35,8 @@ struct ServeOptions {
 // A handle returned by Open: either the shared encrypted view of an inode or an own
 // passthrough file.
 struct OpenHandle {
-  const PlainFile* file = nullptr;              // valid until Revoke() or handle release
-  std::unique_ptr<PlainFile> owned;             // passthrough files: one per open
+  const PlainFile* file = nullptr;   // valid until Revoke() or handle release
+  std::unique_ptr<PlainFile> owned;  // passthrough files: one per open
 };
 
 class ServedTree {

@@ -16,13 +16,12 @@ namespace ctfs::fs {
 // DecryptToFile writes the plain view of `file` (plain_prefix + decrypted data) to `dst`
 // through a temporary sibling renamed on success; on any error (e.g. a bad chunk, reported
 // with tensor and chunk) nothing is left at `dst`.
-Status DecryptToFile(const EncryptedFile& file, const std::string& dst,
-                     const ProgressFn& progress);
+Status DecryptToFile(const EncryptedFile& file, const std::string& dst, const ProgressFn& progress);
 
 struct VerifyReport {
   uint64_t tensors_encrypted = 0;
-  uint64_t tensors_plain = 0;    // stored unencrypted: not integrity-protected
-  uint64_t units_verified = 0;   // chunks (v2) or whole tensors (v1) authenticated
+  uint64_t tensors_plain = 0;   // stored unencrypted: not integrity-protected
+  uint64_t units_verified = 0;  // chunks (v2) or whole tensors (v1) authenticated
   uint64_t bytes_verified = 0;
 };
 

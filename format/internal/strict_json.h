@@ -23,9 +23,9 @@ using Json = nlohmann::json;
 // MemberOrder records the order of the root object's members and of the members of one named
 // object member of the root (e.g. "__metadata__").
 struct MemberOrder {
-  std::string nested_key;            // in: the root member whose own member order is wanted
-  std::vector<std::string> root;     // out: root member names in text order
-  std::vector<std::string> nested;   // out: member names of root[nested_key] in text order
+  std::string nested_key;           // in: the root member whose own member order is wanted
+  std::vector<std::string> root;    // out: root member names in text order
+  std::vector<std::string> nested;  // out: member names of root[nested_key] in text order
 };
 
 // ParseStrictJson parses `text` as one JSON value. Rejects (InvalidArgument, message prefixed

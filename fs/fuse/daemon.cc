@@ -110,8 +110,9 @@ void InvalidateAll(fuse_session* se, const ModelTree& tree) {
 
 Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
                      const std::function<void(const Status&)>& ready) {
-  std::string mount_opts = "ro,nodev,nosuid,default_permissions,fsname=ctfs:" +
-                           std::to_string(::getpid()) + ",subtype=ctfs";
+  std::string mount_opts =
+      "ro,nodev,nosuid,default_permissions,fsname=ctfs:" + std::to_string(::getpid()) +
+      ",subtype=ctfs";
   if (options.allow_other) mount_opts += ",allow_other";
   std::vector<std::string> arg_strings = {"ctfs", "-o", mount_opts};
   std::vector<char*> argv;

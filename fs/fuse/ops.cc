@@ -18,9 +18,7 @@ namespace {
 
 constexpr double kTimeoutSeconds = 86400.0;  // the tree is an immutable snapshot
 
-ServedTree& Tree(fuse_req_t req) {
-  return *static_cast<OpsContext*>(fuse_req_userdata(req))->tree;
-}
+ServedTree& Tree(fuse_req_t req) { return *static_cast<OpsContext*>(fuse_req_userdata(req))->tree; }
 
 // Runs a handler body; anything thrown becomes EIO (a reply has not been sent yet when
 // handlers throw: they reply last).
@@ -84,8 +82,8 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
     if (dir == nullptr) return (void)fuse_reply_err(req, ENOENT);
     if (dir->kind != TreeNode::Kind::kDirectory) return (void)fuse_reply_err(req, ENOTDIR);
     if (off < 0) return (void)fuse_reply_err(req, EINVAL);
-    std::vector<std::pair<std::string, const TreeNode*>> entries = {{".", dir},
-                                                                    {"..", tree.Find(dir->parent_ino)}};
+    std::vector<std::pair<std::string, const TreeNode*>> entries = {
+        {".", dir}, {"..", tree.Find(dir->parent_ino)}};
     for (const auto& [name, child] : dir->children) entries.emplace_back(name, tree.Find(child));
     std::vector<char> buf(size);
     size_t used = 0;
@@ -93,8 +91,8 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
       struct stat st = {};
       st.st_ino = entries[i].second->ino;
       st.st_mode = entries[i].second->kind == TreeNode::Kind::kDirectory ? S_IFDIR : S_IFREG;
-      size_t need = fuse_add_direntry(req, buf.data() + used, size - used,
-                                      entries[i].first.c_str(), &st, static_cast<off_t>(i + 1));
+      size_t need = fuse_add_direntry(req, buf.data() + used, size - used, entries[i].first.c_str(),
+                                      &st, static_cast<off_t>(i + 1));
       if (need > size - used) break;
       used += need;
     }
@@ -162,9 +160,7 @@ void RoSetAttr(fuse_req_t req, fuse_ino_t, struct stat*, int, fuse_file_info*) {
 void RoMknod(fuse_req_t req, fuse_ino_t, const char*, mode_t, dev_t) { fuse_reply_err(req, EROFS); }
 void RoMkdir(fuse_req_t req, fuse_ino_t, const char*, mode_t) { fuse_reply_err(req, EROFS); }
 void RoUnlink(fuse_req_t req, fuse_ino_t, const char*) { fuse_reply_err(req, EROFS); }
-void RoSymlink(fuse_req_t req, const char*, fuse_ino_t, const char*) {
-  fuse_reply_err(req, EROFS);
-}
+void RoSymlink(fuse_req_t req, const char*, fuse_ino_t, const char*) { fuse_reply_err(req, EROFS); }
 void RoRename(fuse_req_t req, fuse_ino_t, const char*, fuse_ino_t, const char*, unsigned int) {
   fuse_reply_err(req, EROFS);
 }

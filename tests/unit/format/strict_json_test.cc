@@ -19,9 +19,8 @@ bool Contains(const Status& s, std::string_view needle) {
 TEST(StrictJsonTest, ParsesObjectAndRecordsMemberOrder) {
   MemberOrder order;
   order.nested_key = "m";
-  Result<Json> j =
-      ParseStrictJson(R"({"z":1,"a":[1,{"q":2}],"m":{"y":"v","b":{"deep":1},"c":"w"},"x":{"n":1}})",
-                      "t", &order);
+  Result<Json> j = ParseStrictJson(
+      R"({"z":1,"a":[1,{"q":2}],"m":{"y":"v","b":{"deep":1},"c":"w"},"x":{"n":1}})", "t", &order);
   ASSERT_TRUE(j.ok()) << j.status().ToString();
   EXPECT_EQ(order.root, (std::vector<std::string>{"z", "a", "m", "x"}));
   EXPECT_EQ(order.nested, (std::vector<std::string>{"y", "b", "c"}));

@@ -157,8 +157,8 @@ TEST_P(CorruptionTest, EveryFlippedByteIsDetectedOrUnprotected) {
 TEST_P(CorruptionTest, TruncationAtEveryRegionIsRejected) {
   auto hf = ReadHeader(kFixtures + GetParam() + ".safetensors");
   ASSERT_TRUE(hf.ok());
-  std::vector<uint64_t> cuts = {0, 1, 7, 8, 9, hf->header.data_start() - 1, hf->header.data_start(),
-                                fx_.raw.size() - 1};
+  std::vector<uint64_t> cuts = {
+      0, 1, 7, 8, 9, hf->header.data_start() - 1, hf->header.data_start(), fx_.raw.size() - 1};
   for (const auto& t : hf->header.tensors) cuts.push_back(hf->header.data_start() + t.begin + 1);
   for (uint64_t cut : cuts) {
     if (cut >= fx_.raw.size()) continue;
@@ -199,7 +199,8 @@ TEST_P(CorruptionTest, FlippedTagUnderValidSignatureFailsThatChunkOnly) {
     }
   }
   for (auto& m : h.metadata) {
-    if (m.key == format::kEncryptionKey) m.value = format::SerializeEncryption(entries, cm->keys.chunked());
+    if (m.key == format::kEncryptionKey)
+      m.value = format::SerializeEncryption(entries, cm->keys.chunked());
   }
   std::erase_if(h.metadata, [](const auto& m) { return m.key == format::kSignatureKey; });
   auto jwks = format::ParseJwkDocument(ReadFile(key_file_));
@@ -226,7 +227,8 @@ TEST_P(CorruptionTest, FlippedTagUnderValidSignatureFailsThatChunkOnly) {
   EXPECT_NE(st.message().find("tensor \"" + target->name + "\""), std::string::npos)
       << st.message();
   // Everything before the bad unit still reads and matches.
-  uint64_t good_len = target->begin + (cm->keys.chunked() ? chunk * cm->keys.EffectiveChunkSize() : 0);
+  uint64_t good_len =
+      target->begin + (cm->keys.chunked() ? chunk * cm->keys.EffectiveChunkSize() : 0);
   Bytes head(good_len);
   ASSERT_TRUE((*f)->ReadData(0, head).ok());
   EXPECT_EQ(std::string(head.begin(), head.end()), fx_.plain_data.substr(0, good_len));

@@ -86,8 +86,8 @@ TEST_P(EncryptedFileTest, RandomRangesMatchPlaintextAndDecryptIsByteExact) {
   opt.version = version;
   opt.chunk_size = 100;
   uint64_t progress = 0;
-  ASSERT_TRUE(EncryptFile(plain, enc, keys.enc, keys.sign, opt, [&](uint64_t n) { progress += n; })
-                  .ok());
+  ASSERT_TRUE(
+      EncryptFile(plain, enc, keys.enc, keys.sign, opt, [&](uint64_t n) { progress += n; }).ok());
   EXPECT_EQ(progress, data.size());
 
   auto resolver = keys::KeyResolver::Create({{keys.key_file}, false, false});
@@ -135,7 +135,8 @@ TEST_P(EncryptedFileTest, RandomRangesMatchPlaintextAndDecryptIsByteExact) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, EncryptedFileTest,
-                         ::testing::Values(std::tuple("2", "aes256gcm"), std::tuple("2", "aes128gcm"),
+                         ::testing::Values(std::tuple("2", "aes256gcm"),
+                                           std::tuple("2", "aes128gcm"),
                                            std::tuple("2", "chacha20poly1305"),
                                            std::tuple("1", "aes256gcm"),
                                            std::tuple("1", "chacha20poly1305")));
@@ -147,14 +148,15 @@ TEST(EncryptedFile, PartialEncryptionServesPlainTensorsAsStored) {
   std::string data = MakePlain(dir.File("p.safetensors"), rng);
   EncryptOptions opt;
   opt.tensor_globs = {"[bg]"};
-  ASSERT_TRUE(
-      EncryptFile(dir.File("p.safetensors"), dir.File("e.safetensors"), keys.enc, keys.sign, opt, nullptr)
-          .ok());
+  ASSERT_TRUE(EncryptFile(dir.File("p.safetensors"), dir.File("e.safetensors"), keys.enc, keys.sign,
+                          opt, nullptr)
+                  .ok());
   auto resolver = *keys::KeyResolver::Create({{keys.key_file}, false, false});
   auto f = EncryptedFile::Open(dir.File("e.safetensors"), resolver);
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   int encrypted = 0;
-  for (size_t i = 0; i < (*f)->header().tensors.size(); ++i) encrypted += (*f)->IsTensorEncrypted(i);
+  for (size_t i = 0; i < (*f)->header().tensors.size(); ++i)
+    encrypted += (*f)->IsTensorEncrypted(i);
   EXPECT_EQ(encrypted, 2);
   Bytes all(data.size());
   ASSERT_TRUE((*f)->ReadData(0, all).ok());
@@ -175,8 +177,8 @@ TEST(EncryptedFile, CorruptChunkFailsOnlyItsOwnRanges) {
   std::string data = MakePlain(dir.File("p.safetensors"), rng);
   EncryptOptions opt;
   opt.chunk_size = 100;
-  ASSERT_TRUE(EncryptFile(dir.File("p.safetensors"), dir.File("e.safetensors"), keys.enc,
-                          keys.sign, opt, nullptr)
+  ASSERT_TRUE(EncryptFile(dir.File("p.safetensors"), dir.File("e.safetensors"), keys.enc, keys.sign,
+                          opt, nullptr)
                   .ok());
   std::string raw = ReadFile(dir.File("e.safetensors"));
   auto resolver = *keys::KeyResolver::Create({{keys.key_file}, false, false});
@@ -211,8 +213,8 @@ TEST(EncryptedFile, WrongKeysAndPlainFiles) {
   std::mt19937_64 rng(11);
   Keys keys = MakeKeys(dir);
   MakePlain(dir.File("p.safetensors"), rng);
-  ASSERT_TRUE(EncryptFile(dir.File("p.safetensors"), dir.File("e.safetensors"), keys.enc,
-                          keys.sign, {}, nullptr)
+  ASSERT_TRUE(EncryptFile(dir.File("p.safetensors"), dir.File("e.safetensors"), keys.enc, keys.sign,
+                          {}, nullptr)
                   .ok());
   // Same kids, other bytes: unwrap fails (DataLoss), and the signature check fails first if
   // the signing key differs.
@@ -233,8 +235,8 @@ TEST(EncryptedFile, WrongKeysAndPlainFiles) {
   auto right = *keys::KeyResolver::Create({{keys.key_file}, false, false});
   EXPECT_EQ(EncryptedFile::Open(dir.File("p.safetensors"), right).status().code(),
             StatusCode::kFailedPrecondition);
-  EXPECT_EQ(EncryptFile(dir.File("e.safetensors"), dir.File("e2.safetensors"), keys.enc,
-                        keys.sign, {}, nullptr)
+  EXPECT_EQ(EncryptFile(dir.File("e.safetensors"), dir.File("e2.safetensors"), keys.enc, keys.sign,
+                        {}, nullptr)
                 .code(),
             StatusCode::kInvalidArgument)
       << "encrypting an encrypted file is refused";

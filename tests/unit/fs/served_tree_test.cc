@@ -47,8 +47,8 @@ class ServedTreeTest : public ::testing::Test {
     h.metadata.push_back({"format", "pt"});
     uint64_t off = 0;
     for (uint64_t n : {5000u, 3u, 70000u, 0u, 123u}) {
-      h.tensors.push_back({"t" + std::to_string(h.tensors.size()), format::Dtype::kU8, {n}, off,
-                           off + n});
+      h.tensors.push_back(
+          {"t" + std::to_string(h.tensors.size()), format::Dtype::kU8, {n}, off, off + n});
       off += n;
     }
     h.data_len = off;

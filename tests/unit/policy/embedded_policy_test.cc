@@ -18,9 +18,9 @@ TEST(EmbeddedPolicy, DenyAllDenies) {
 }
 
 TEST(EmbeddedPolicy, AnythingElseFailsClosed) {
-  for (const char* text : {"", "package cryptotensors\nallow = true",
-                           "package model\nallow = true\nallow = false",
-                           "package model\nallow { time.now_ns() < 1 }", "package model allow = true"}) {
+  for (const char* text :
+       {"", "package cryptotensors\nallow = true", "package model\nallow = true\nallow = false",
+        "package model\nallow { time.now_ns() < 1 }", "package model allow = true"}) {
     Status s = EvaluateEmbeddedPolicy(text);
     EXPECT_EQ(s.code(), StatusCode::kPermissionDenied) << text;
     EXPECT_NE(s.message().find("unsupported"), std::string::npos) << text;
