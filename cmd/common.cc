@@ -23,6 +23,8 @@ int Fail(const Status& s) {
   return ExitCodeFor(s);
 }
 
+int ExitWith(const Status& s) { return s.ok() ? kExitOk : Fail(s); }
+
 std::string HumanBytes(uint64_t n) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = static_cast<double>(n);

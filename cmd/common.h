@@ -19,6 +19,9 @@ namespace ctfs::cmd {
 // Fail prints "ctfs: error: <message>" to stderr and returns the status's exit code.
 int Fail(const Status& s);
 
+// ExitWith returns kExitOk for OK, otherwise Fail(s).
+int ExitWith(const Status& s);
+
 // HumanBytes formats a byte count as "1.5 GiB".
 std::string HumanBytes(uint64_t n);
 

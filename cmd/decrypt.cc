@@ -65,9 +65,6 @@ CLI::App* AddDecrypt(CLI::App& app, DecryptArgs& args) {
   return c;
 }
 
-int RunDecrypt(const DecryptArgs& args) {
-  Status st = Decrypt(args);
-  return st.ok() ? kExitOk : Fail(st);
-}
+int RunDecrypt(const DecryptArgs& args) { return ExitWith(Decrypt(args)); }
 
 }  // namespace ctfs::cmd

@@ -96,9 +96,6 @@ CLI::App* AddEncrypt(CLI::App& app, EncryptArgs& args) {
   return c;
 }
 
-int RunEncrypt(const EncryptArgs& args) {
-  Status st = Encrypt(args);
-  return st.ok() ? kExitOk : Fail(st);
-}
+int RunEncrypt(const EncryptArgs& args) { return ExitWith(Encrypt(args)); }
 
 }  // namespace ctfs::cmd

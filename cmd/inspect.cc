@@ -142,9 +142,6 @@ CLI::App* AddInspect(CLI::App& app, InspectArgs& args) {
   return c;
 }
 
-int RunInspect(const InspectArgs& args) {
-  Status st = Inspect(args);
-  return st.ok() ? kExitOk : Fail(st);
-}
+int RunInspect(const InspectArgs& args) { return ExitWith(Inspect(args)); }
 
 }  // namespace ctfs::cmd

@@ -86,9 +86,6 @@ CLI::App* AddKeygen(CLI::App& app, KeygenArgs& args) {
   return c;
 }
 
-int RunKeygen(const KeygenArgs& args) {
-  Status st = Keygen(args);
-  return st.ok() ? kExitOk : Fail(st);
-}
+int RunKeygen(const KeygenArgs& args) { return ExitWith(Keygen(args)); }
 
 }  // namespace ctfs::cmd

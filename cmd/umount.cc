@@ -171,9 +171,6 @@ CLI::App* AddUmount(CLI::App& app, UmountArgs& args) {
   return c;
 }
 
-int RunUmount(const UmountArgs& args) {
-  Status st = Umount(args);
-  return st.ok() ? kExitOk : Fail(st);
-}
+int RunUmount(const UmountArgs& args) { return ExitWith(Umount(args)); }
 
 }  // namespace ctfs::cmd

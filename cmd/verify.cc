@@ -84,9 +84,6 @@ CLI::App* AddVerify(CLI::App& app, VerifyArgs& args) {
   return c;
 }
 
-int RunVerify(const VerifyArgs& args) {
-  Status st = Verify(args);
-  return st.ok() ? kExitOk : Fail(st);
-}
+int RunVerify(const VerifyArgs& args) { return ExitWith(Verify(args)); }
 
 }  // namespace ctfs::cmd

@@ -43,6 +43,21 @@ bool LooksEncrypted(const std::string& path) {
 // Read-only view of the backing mode: keep read/execute bits, drop write and special bits.
 uint32_t ReadOnlyMode(mode_t m) { return static_cast<uint32_t>(m & 0555); }
 
+// NodeFromStat fills the fields every node takes from its backing entry.
+TreeNode NodeFromStat(uint64_t ino, uint64_t parent_ino, const std::string& path,
+                      const struct stat& st) {
+  TreeNode n;
+  n.ino = ino;
+  n.parent_ino = parent_ino;
+  n.backing_path = path;
+  n.mode = ReadOnlyMode(st.st_mode);
+  n.uid = st.st_uid;
+  n.gid = st.st_gid;
+  n.mtime = st.st_mtim;
+  n.size = static_cast<uint64_t>(st.st_size);
+  return n;
+}
+
 struct Walker {
   std::vector<TreeNode>& nodes;
   std::vector<std::string>* skipped;
@@ -69,17 +84,9 @@ struct Walker {
         if (skipped) skipped->push_back(rel + ": not a regular file or directory, not shown");
         continue;
       }
-      TreeNode n;
-      n.ino = nodes.size() + 1;
-      n.parent_ino = dir_ino;
+      TreeNode n = NodeFromStat(nodes.size() + 1, dir_ino, path, st);
       n.name = name;
-      n.backing_path = path;
       n.rel_path = rel;
-      n.mode = ReadOnlyMode(st.st_mode);
-      n.uid = st.st_uid;
-      n.gid = st.st_gid;
-      n.mtime = st.st_mtim;
-      n.size = static_cast<uint64_t>(st.st_size);
       if (S_ISDIR(st.st_mode)) {
         n.kind = TreeNode::Kind::kDirectory;
       } else {
@@ -122,14 +129,8 @@ Result<ModelTree> ModelTree::Scan(const std::string& root, std::vector<std::stri
   if (::stat(root_path.c_str(), &st) != 0) return ErrnoError(errno, "stat " + root_path);
   if (!S_ISDIR(st.st_mode)) return InvalidArgumentError(root + ": not a directory");
   ModelTree tree;
-  TreeNode r;
-  r.ino = kRootIno;
-  r.parent_ino = kRootIno;
-  r.backing_path = root_path;
-  r.mode = ReadOnlyMode(st.st_mode);
-  r.uid = st.st_uid;
-  r.gid = st.st_gid;
-  r.mtime = st.st_mtim;
+  TreeNode r = NodeFromStat(kRootIno, kRootIno, root_path, st);
+  r.size = 0;
   tree.nodes_.push_back(std::move(r));
   Walker w{tree.nodes_, skipped};
   CTFS_RETURN_IF_ERROR(w.Visit(kRootIno, 0));
