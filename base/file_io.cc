@@ -61,7 +61,9 @@ AtomicFileWriter::AtomicFileWriter(AtomicFileWriter&& o) noexcept
     : final_path_(std::move(o.final_path_)),
       tmp_path_(std::move(o.tmp_path_)),
       fd_(std::move(o.fd_)),
-      committed_(o.committed_) {
+      committed_(o.committed_),
+      unkicked_len_(o.unkicked_len_),
+      kick_writeback_(o.kick_writeback_) {
   o.committed_ = true;  // the moved-from object must not unlink anything
 }
 
@@ -95,7 +97,7 @@ Status AtomicFileWriter::Write(ByteSpan data) {
     }
     done += static_cast<size_t>(n);
   }
-  return Status::Ok();
+  return NoteWritten(data.size());
 }
 
 Status AtomicFileWriter::PwriteAll(ByteSpan data, uint64_t off) {
@@ -109,6 +111,19 @@ Status AtomicFileWriter::PwriteAll(ByteSpan data, uint64_t off) {
     }
     done += static_cast<size_t>(n);
   }
+  return NoteWritten(data.size());
+}
+
+Status AtomicFileWriter::NoteWritten(uint64_t len) {
+  unkicked_len_ += len;
+  if (!kick_writeback_ || unkicked_len_ < kWritebackKickLen) return Status::Ok();
+  unkicked_len_ = 0;
+  // Whole file (nbytes 0 = to the end): pages already under writeback are skipped.
+  if (::sync_file_range(fd_.get(), 0, 0, SYNC_FILE_RANGE_WRITE) == 0) return Status::Ok();
+  if (errno == EIO || errno == ENOSPC || errno == ENOMEM) {
+    return ErrnoError(errno, "write back " + tmp_path_);
+  }
+  kick_writeback_ = false;  // e.g. EINVAL/ESPIPE: not supported here; Commit() still fsyncs
   return Status::Ok();
 }
 

@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <filesystem>
 #include <system_error>
+#include <thread>
 
 #include "base/file_io.h"
 #include "cmd/exit_codes.h"
@@ -200,6 +202,24 @@ Status CopyFileExact(const std::string& src, const std::string& dst) {
   return out.Commit();
 }
 
+namespace {
+
+// Files transformed at once: one file's final fsync (AtomicFileWriter::Commit) overlaps the next
+// file's reading, encryption and writing.
+constexpr size_t kParallelFiles = 2;
+
+Status TransformOne(const std::string& from, const std::string& to, const std::string& rel,
+                    const ModelFileFn& model_fn, ProgressBar& bar) {
+  bar.SetLabel(rel);
+  if (IsSafetensorsName(rel)) return model_fn(from, to, bar);
+  CTFS_RETURN_IF_ERROR(CopyFileExact(from, to));
+  CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(from));
+  bar.Add(size);
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status TransformTree(const std::string& src, const std::string& dst, bool force, bool quiet,
                      const char* verb, const ModelFileFn& model_fn) {
   CTFS_ASSIGN_OR_RETURN(std::vector<std::string> files, ListTree(src));
@@ -212,20 +232,39 @@ Status TransformTree(const std::string& src, const std::string& dst, bool force,
   }
   if (n_models == 0) return InvalidArgumentError(src + ": no *.safetensors file in it");
   CTFS_ASSIGN_OR_RETURN(StagedDirectory stage, StagedDirectory::Create(dst, force));
+  for (const std::string& rel : files) CTFS_RETURN_IF_ERROR(stage.MakeParents(rel));
   ProgressBar bar(total, !quiet);
-  for (const std::string& rel : files) {
-    const std::string from = src + "/" + rel;
-    const std::string to = stage.path() + "/" + rel;
-    CTFS_RETURN_IF_ERROR(stage.MakeParents(rel));
-    bar.SetLabel(rel);
-    if (IsSafetensorsName(rel)) {
-      CTFS_RETURN_IF_ERROR(model_fn(from, to, bar));
-    } else {
-      CTFS_RETURN_IF_ERROR(CopyFileExact(from, to));
-      CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(from));
-      bar.Add(size);
+
+  // Workers take files in order; after a failure no new file is started, and the error of the
+  // first failed file (in listing order) is returned once every worker has stopped.
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  size_t failed_index = files.size();  // GUARDED_BY(mu)
+  Status failure;                      // GUARDED_BY(mu)
+  auto work = [&] {
+    for (size_t k; (k = next.fetch_add(1)) < files.size();) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!failure.ok()) return;
+      }
+      const std::string& rel = files[k];
+      Status s = TransformOne(src + "/" + rel, stage.path() + "/" + rel, rel, model_fn, bar);
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (k < failed_index) {
+          failed_index = k;
+          failure = std::move(s);
+        }
+        return;
+      }
     }
-  }
+  };
+  std::vector<std::thread> helpers;
+  for (size_t i = 1; i < std::min(kParallelFiles, files.size()); ++i) helpers.emplace_back(work);
+  work();
+  for (std::thread& t : helpers) t.join();
+  CTFS_RETURN_IF_ERROR(failure);
+
   CTFS_RETURN_IF_ERROR(stage.Commit());
   bar.Finish();
   if (!quiet) {

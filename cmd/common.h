@@ -93,6 +93,8 @@ Status CopyFileExact(const std::string& src, const std::string& dst);
 // *.safetensors file goes through `model_fn(from, to, bar)`, every other file is copied
 // unchanged. Prints "<verb> N safetensors file(s), copied M other file(s)" unless quiet.
 // Fails if `src` holds no *.safetensors file. Nothing is left at `dst` on failure.
+// Up to two files are transformed at once, so `model_fn` must be thread-safe (it gets the
+// shared, thread-safe `bar`); the error returned is that of the first failed file.
 using ModelFileFn =
     std::function<Status(const std::string& from, const std::string& to, ProgressBar& bar)>;
 Status TransformTree(const std::string& src, const std::string& dst, bool force, bool quiet,

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "fs/encryptor.h"
 
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 
+#include "base/checked_math.h"
 #include "base/file_io.h"
 #include "crypto/aead.h"
 #include "crypto/random.h"
@@ -15,11 +17,19 @@
 #include "format/plain_view.h"
 #include "format/signing_message.h"
 #include "fs/encrypted_file.h"
+#include "fs/write_behind.h"
 
 namespace ctfs::fs {
 namespace {
 
-constexpr uint64_t kPlainCopyBlock = 8 << 20;
+// Data moves in blocks of whole units (chunks; v1: tensors) of about this length; unselected
+// tensors are copied in blocks of this length.
+constexpr uint64_t kTargetBlockLen = 2 << 20;
+// Staging buffers in flight (being filled, queued, being written): enough to keep the reader,
+// the AEAD and the writer busy at once; at most kMaxStagingLen in all, except that one buffer
+// is always allowed (a v1 block is a whole tensor, as large as before this pipeline).
+constexpr size_t kMaxBuffers = 4;
+constexpr uint64_t kMaxStagingLen = 64 << 20;
 
 bool Selected(const std::string& name, const std::vector<std::string>& globs) {
   if (globs.empty()) return true;
@@ -81,6 +91,38 @@ format::SafetensorsHeader BuildEncryptedHeader(const format::SafetensorsHeader& 
     h.metadata.push_back({format::kPlainHeaderKey, *plain_header_b64});
   h.metadata.push_back({format::kSignatureKey, signature_b64});
   return h;
+}
+
+// BlockLen: the bytes of tensor `t` read, sealed and written as one block.
+uint64_t BlockLen(const format::TensorInfo& t, bool selected, bool chunked, uint64_t chunk_size) {
+  uint64_t len = kTargetBlockLen;
+  if (selected && chunked) len = std::max<uint64_t>(1, kTargetBlockLen / chunk_size) * chunk_size;
+  if (selected && !chunked) len = t.byte_len();  // v1: one AEAD call over the whole tensor
+  return std::max<uint64_t>(1, std::min(len, t.byte_len()));
+}
+
+struct DataPlan {
+  std::vector<size_t> tensor_order;  // by data offset: sequential reads and writes
+  size_t buffer_len = 1;             // largest block
+  size_t num_buffers = 1;
+};
+
+DataPlan PlanData(const format::SafetensorsHeader& plain, const std::vector<int>& entry_of,
+                  bool chunked, uint64_t chunk_size) {
+  DataPlan p;
+  p.tensor_order.resize(plain.tensors.size());
+  for (size_t i = 0; i < p.tensor_order.size(); ++i) p.tensor_order[i] = i;
+  std::stable_sort(p.tensor_order.begin(), p.tensor_order.end(), [&](size_t a, size_t b) {
+    return plain.tensors[a].begin < plain.tensors[b].begin;
+  });
+  uint64_t max_len = 1;
+  for (size_t i = 0; i < plain.tensors.size(); ++i) {
+    max_len = std::max(max_len, BlockLen(plain.tensors[i], entry_of[i] >= 0, chunked, chunk_size));
+  }
+  p.buffer_len = static_cast<size_t>(max_len);
+  p.num_buffers =
+      static_cast<size_t>(std::clamp<uint64_t>(kMaxStagingLen / max_len, 1, kMaxBuffers));
+  return p;
 }
 
 }  // namespace
@@ -172,45 +214,56 @@ Status EncryptFile(const std::string& src, const std::string& dst, const format:
 
   struct stat st;
   mode_t mode = (::fstat(in.fd.get(), &st) == 0) ? (st.st_mode & 0777) : 0644;
+  // Read-ahead hint only: tensors are read in offset order below.
+  ::posix_fadvise(in.fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   CTFS_ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Create(dst, mode));
 
   // Data: each tensor at its own offset, encrypted chunk by chunk (or copied if unselected).
-  Bytes buf;
-  for (size_t i = 0; i < plain.tensors.size(); ++i) {
+  // This thread reads and seals one block (whole units) at a time; a writer thread writes the
+  // previous blocks meanwhile. Declared after `out`, so it is stopped before `out` goes away.
+  const DataPlan plan = PlanData(plain, entry_of, chunked, options.chunk_size);
+  WriteBehind pipe(plan.num_buffers, plan.buffer_len, [&out](ByteSpan data, uint64_t out_off) {
+    return out.PwriteAll(data, out_off);
+  });
+  for (size_t i : plan.tensor_order) {
     const format::TensorInfo& t = plain.tensors[i];
     const uint64_t in_off = plain.data_start() + t.begin;
     const uint64_t out_off = out_data_start + t.begin;
-    if (entry_of[i] < 0) {
-      for (uint64_t done = 0; done < t.byte_len();) {
-        uint64_t len = std::min(kPlainCopyBlock, t.byte_len() - done);
-        buf.resize(len);
-        CTFS_RETURN_IF_ERROR(PreadExact(in.fd.get(), buf, in_off + done, src));
-        CTFS_RETURN_IF_ERROR(out.PwriteAll(buf, out_off + done));
-        done += len;
-        if (progress) progress(len);
-      }
-      continue;
-    }
-    format::TensorCrypto& tc = entries[entry_of[i]];
+    const bool selected = entry_of[i] >= 0;
     const uint64_t unit_len = chunked ? options.chunk_size : t.byte_len();
-    const uint64_t units = chunked ? format::NumChunks(t.byte_len(), unit_len) : 1;
-    for (uint64_t u = 0; u < units; ++u) {
-      const uint64_t off = u * unit_len;
-      const uint64_t len = std::min(unit_len, t.byte_len() - std::min(off, t.byte_len()));
-      buf.resize(len);
-      CTFS_RETURN_IF_ERROR(PreadExact(in.fd.get(), buf, in_off + off, src));
-      if (chunked) {
-        CTFS_ASSIGN_OR_RETURN(auto nonce, format::ChunkNonce(tc.base_iv, u));
-        MutableByteSpan tag(tc.tags.data() + u * kAeadTagLen, kAeadTagLen);
-        CTFS_RETURN_IF_ERROR(crypto::AeadSeal(alg, deks[i].span(), nonce, buf, buf, tag));
-      } else if (len > 0) {
-        CTFS_RETURN_IF_ERROR(crypto::AeadSeal(alg, deks[i].span(), tc.iv, buf, buf, tc.tag));
+    const uint64_t block_len = BlockLen(t, selected, chunked, options.chunk_size);
+    // A chunked empty tensor still has one (empty) chunk with a tag; a v1 one has no tag.
+    const uint64_t num_blocks = selected && chunked
+                                    ? std::max<uint64_t>(1, CeilDiv(t.byte_len(), block_len))
+                                    : CeilDiv(t.byte_len(), block_len);
+    for (uint64_t b = 0; b < num_blocks; ++b) {
+      const uint64_t off = b * block_len;
+      const uint64_t len = std::min(block_len, t.byte_len() - off);
+      CTFS_ASSIGN_OR_RETURN(WriteBehind::Buffer buf, pipe.Acquire());
+      MutableByteSpan block = buf.bytes.first(len);
+      CTFS_RETURN_IF_ERROR(PreadExact(in.fd.get(), block, in_off + off, src));
+      if (selected && chunked) {
+        format::TensorCrypto& tc = entries[entry_of[i]];
+        const uint64_t first_unit = off / unit_len;
+        const uint64_t block_units = std::max<uint64_t>(1, CeilDiv(len, unit_len));
+        for (uint64_t k = 0; k < block_units; ++k) {
+          const uint64_t u = first_unit + k;
+          MutableByteSpan chunk =
+              block.subspan(k * unit_len, std::min(unit_len, len - k * unit_len));
+          CTFS_ASSIGN_OR_RETURN(auto nonce, format::ChunkNonce(tc.base_iv, u));
+          MutableByteSpan tag(tc.tags.data() + u * kAeadTagLen, kAeadTagLen);
+          CTFS_RETURN_IF_ERROR(crypto::AeadSeal(alg, deks[i].span(), nonce, chunk, chunk, tag));
+        }
+      } else if (selected) {
+        format::TensorCrypto& tc = entries[entry_of[i]];
+        CTFS_RETURN_IF_ERROR(crypto::AeadSeal(alg, deks[i].span(), tc.iv, block, block, tc.tag));
       }
-      CTFS_RETURN_IF_ERROR(out.PwriteAll(buf, out_off + off));
+      CTFS_RETURN_IF_ERROR(pipe.Submit(buf, len, out_off + off));
       if (progress) progress(len);
     }
     deks[i].Wipe();
   }
+  CTFS_RETURN_IF_ERROR(pipe.Finish());
 
   // Header: sign the canonical message, then write the prefix.
   format::SafetensorsHeader unsigned_header = BuildEncryptedHeader(

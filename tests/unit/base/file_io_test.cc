@@ -48,6 +48,33 @@ TEST(AtomicFileWriter, AbandonedWriteLeavesNothing) {
   EXPECT_EQ(CountEntries(dir.path()), 0u);
 }
 
+// Past kWritebackKickLen the writer starts writeback early; the bytes and Commit are unchanged.
+TEST(AtomicFileWriter, LargeOutputWithEarlyWritebackCommitsExactBytes) {
+  TempDir dir;
+  std::string path = dir.File("big.bin");
+  const size_t block_len = 1 << 20;
+  const size_t blocks = 3 * AtomicFileWriter::kWritebackKickLen / block_len + 1;
+  {
+    auto w = AtomicFileWriter::Create(path, 0644);
+    ASSERT_TRUE(w.ok());
+    Bytes block(block_len);
+    // Out of order, as EncryptFile writes: the data first, the head last.
+    for (size_t k = 1; k <= blocks; ++k) {
+      const size_t at = k % blocks;
+      std::fill(block.begin(), block.end(), static_cast<uint8_t>(at + 1));
+      ASSERT_TRUE(w->PwriteAll(block, at * block_len).ok());
+    }
+    ASSERT_TRUE(w->Commit().ok());
+  }
+  std::string got = ctfs::testing::ReadFile(path);
+  ASSERT_EQ(got.size(), blocks * block_len);
+  for (size_t k = 0; k < blocks; ++k) {
+    EXPECT_EQ(got.substr(k * block_len, block_len),
+              std::string(block_len, static_cast<char>(k + 1)))
+        << "block " << k;
+  }
+}
+
 TEST(FileIo, PreadExactReportsTruncation) {
   TempDir dir;
   ctfs::testing::WriteFile(dir.File("f"), "abc");

@@ -16,6 +16,7 @@
 #include "fs/encryptor.h"
 #include "fs/whole_file_ops.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/unit/fs/encrypt_test_util.h"
 
 namespace ctfs::fs {
 namespace {
@@ -23,54 +24,14 @@ namespace {
 using ctfs::testing::ReadFile;
 using ctfs::testing::TempDir;
 using ctfs::testing::WriteFile;
+using testutil::Keys;
+using testutil::MakeKeys;
 
-struct Keys {
-  format::Jwk enc, sign;
-  std::string key_file;
-};
-
-Keys MakeKeys(const TempDir& dir, const std::string& alg = "aes256gcm") {
-  Keys k;
-  k.enc.kty = "oct";
-  k.enc.alg = alg;
-  k.enc.kid = "enc-" + alg;
-  k.enc.k = *crypto::RandomSecret(AeadKeyLen(*ParseAeadAlg(alg)));
-  k.sign.kty = "okp";
-  k.sign.alg = "ed25519";
-  k.sign.kid = "sign-1";
-  k.sign.d = *crypto::RandomSecret(32);
-  auto x = *crypto::Ed25519PublicKeyFromSeed(k.sign.d);
-  k.sign.x.assign(x.begin(), x.end());
-  k.key_file = dir.File("keys-" + alg + ".jwk");
-  WriteFile(k.key_file, format::SerializeJwkSet({&k.enc, &k.sign}, true));
-  chmod(k.key_file.c_str(), 0600);
-  return k;
-}
-
-// A plain safetensors file with tensors of awkward sizes; returns its data region.
+// Tensors of awkward sizes (an empty one, ones around chunk sizes of 100).
 std::string MakePlain(const std::string& path, std::mt19937_64& rng) {
-  format::SafetensorsHeader h;
-  h.has_metadata = true;
-  h.metadata.push_back({"format", "pt"});
-  const std::vector<std::pair<std::string, uint64_t>> sizes = {
-      {"a", 1}, {"b", 999}, {"c", 1000}, {"d", 0}, {"e", 4097}, {"f", 77}, {"g", 12345}};
-  uint64_t off = 0;
-  for (const auto& [name, n] : sizes) {
-    format::TensorInfo t;
-    t.name = name;
-    t.dtype = format::Dtype::kU8;
-    t.shape = {n};
-    t.begin = off;
-    t.end = off + n;
-    off += n;
-    h.tensors.push_back(t);
-  }
-  h.data_len = off;
-  std::string data(off, '\0');
-  for (char& c : data) c = static_cast<char>(rng());
-  Bytes prefix = format::BuildHeaderPrefix(format::SerializeHeaderJson(h));
-  WriteFile(path, std::string(prefix.begin(), prefix.end()) + data);
-  return data;
+  return testutil::MakePlain(
+      path, {{"a", 1}, {"b", 999}, {"c", 1000}, {"d", 0}, {"e", 4097}, {"f", 77}, {"g", 12345}},
+      rng);
 }
 
 class EncryptedFileTest : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
