@@ -6,24 +6,31 @@
 //
 // Only verified plaintext enters the cache (the loader authenticates before returning OK).
 // Concurrent misses on the same key run the loader once; the others wait for its result.
-// Failed loads are not cached. Evicted and cleared chunks are wiped once the last reader
-// releases them. Clear() is part of revocation.
+// Failed loads are not cached. Chunk memory comes from a ChunkBufferPool: evicted chunks go
+// back to it once the last reader releases them (wiped if the pool is full or drained).
+// Clear() is part of revocation: it drops every chunk and drains the pool.
+//
+// A chunk whose every byte has been served (NoteServed) is dropped at once: the kernel's page
+// cache now holds those bytes, so keeping a second plaintext copy would only cost memory. A
+// sequential scan therefore keeps just the chunks being read and those decrypted ahead.
 // Thread safety: thread-safe.
 #ifndef CTFS_FS_CHUNK_CACHE_H_
 #define CTFS_FS_CHUNK_CACHE_H_
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <future>
 #include <list>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <tuple>
 
 #include "base/bytes.h"
 #include "base/result.h"
-#include "base/wiped_bytes.h"
+#include "fs/chunk_buffer_pool.h"
 
 namespace ctfs::fs {
 
@@ -35,22 +42,43 @@ class ChunkCache {
     uint64_t unit;
     auto operator<=>(const Key&) const = default;
   };
-  using Chunk = std::shared_ptr<const WipedBytes>;
+  using Chunk = std::shared_ptr<const ChunkBuffer>;
   // A loader fills the span (exactly `len` bytes) with authenticated plaintext or fails.
   using Loader = std::function<Status(MutableByteSpan)>;
 
-  // capacity_bytes == 0 disables caching (every Get loads).
-  explicit ChunkCache(size_t capacity_bytes) : capacity_(capacity_bytes) {}
+  // capacity_bytes == 0 disables caching (every Get loads). Up to `idle_buffer_bytes` of
+  // released chunk buffers are kept for reuse.
+  explicit ChunkCache(size_t capacity_bytes, size_t idle_buffer_bytes = kDefaultIdleBufferBytes)
+      : capacity_(capacity_bytes), pool_(idle_buffer_bytes) {}
+  static constexpr size_t kDefaultIdleBufferBytes = 16u << 20;
   ChunkCache(const ChunkCache&) = delete;
   ChunkCache& operator=(const ChunkCache&) = delete;
 
   // GetOrLoad returns the chunk for `key`, loading it with `load` if needed.
   Result<Chunk> GetOrLoad(const Key& key, size_t len, const Loader& load);
 
-  // Clear drops every cached chunk (wiped when no reader holds it any more).
+  // WantsPrefetch: `key` is neither cached, nor being loaded, nor among the last
+  // kConsumedMemory chunks dropped after being served whole (does not count as a use).
+  bool WantsPrefetch(const Key& key) const;
+
+  // Prefetch loads `key` like GetOrLoad if WantsPrefetch(key), and drops the result: a
+  // prefetch that lost the race to the reader must not park an unread copy in the cache.
+  void Prefetch(const Key& key, size_t len, const Loader& load);
+  // How many consumed keys are remembered: enough to cover a prefetch queue's backlog, few
+  // enough that a file re-read after the page cache dropped it is prefetched again.
+  static constexpr size_t kConsumedMemory = 256;
+
+  // NoteServed records that `len` more bytes of `key`'s chunk were handed to a reader; once
+  // the whole chunk has been, it is dropped from the cache.
+  void NoteServed(const Key& key, size_t len);
+
+  // Clear drops every cached chunk and drains the buffer pool (every chunk is wiped when no
+  // reader holds it any more).
   void Clear();
 
   size_t cached_bytes() const;
+  size_t peak_cached_bytes() const;
+  const ChunkBufferPool& pool() const { return pool_; }
   uint64_t hits() const;
   uint64_t misses() const;
 
@@ -58,15 +86,26 @@ class ChunkCache {
   struct Entry {
     std::shared_future<Result<Chunk>> future;
     std::list<Key>::iterator lru_pos;
-    size_t bytes = 0;  // 0 while loading
+    size_t bytes = 0;      // 0 while loading
+    size_t served = 0;     // bytes handed to readers so far
+    uint64_t load_id = 0;  // which GetOrLoad call created it
   };
+  // Load is GetOrLoad; with `prefetch` it returns an empty chunk at once, loading nothing,
+  // unless WantsPrefetch(key) (checked under the same lock as the insertion).
+  Result<Chunk> Load(const Key& key, size_t len, const Loader& load, bool prefetch);
   void EvictLocked();
+  void EraseLocked(std::map<Key, Entry>::iterator it);
 
   const size_t capacity_;
+  ChunkBufferPool pool_;
   mutable std::mutex mu_;
-  std::map<Key, Entry> entries_;  // GUARDED_BY(mu_)
-  std::list<Key> lru_;            // GUARDED_BY(mu_), most recent first
-  size_t bytes_ = 0;              // GUARDED_BY(mu_)
+  std::map<Key, Entry> entries_;   // GUARDED_BY(mu_)
+  std::list<Key> lru_;             // GUARDED_BY(mu_), most recent first
+  std::set<Key> consumed_;         // GUARDED_BY(mu_), served whole and dropped ...
+  std::deque<Key> consumed_fifo_;  // GUARDED_BY(mu_) ... oldest first, for forgetting
+  size_t bytes_ = 0;               // GUARDED_BY(mu_)
+  size_t peak_bytes_ = 0;          // GUARDED_BY(mu_)
+  uint64_t next_load_id_ = 0;      // GUARDED_BY(mu_)
   uint64_t hits_ = 0, misses_ = 0;
 };
 
