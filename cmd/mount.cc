@@ -129,6 +129,7 @@ int Mount(const MountArgs& raw_args) {
   fs::ServeOptions sopt;
   sopt.cache_bytes = args.cache_mb << 20;
   sopt.decrypt_threads = args.decrypt_threads;
+  sopt.prefetch_bytes = args.prefetch_mb << 20;
   sopt.allow_bad_files = args.allow_bad_files;
   std::vector<std::string> warnings;
   auto tree = fs::ServedTree::Create(args.src, *resolver, sopt, &warnings);
@@ -195,6 +196,8 @@ CLI::App* AddMount(CLI::App& app, MountArgs& args) {
   c->add_option("--threads", args.threads, "Max FUSE worker threads (default 16)");
   c->add_option("--decrypt-threads", args.decrypt_threads,
                 "Extra threads decrypting chunks of one read in parallel (default 2)");
+  c->add_option("--prefetch-mb", args.prefetch_mb,
+                "Decrypt this many MiB ahead of sequential readers (default 8; 0 = off)");
   c->add_option("--read-ahead-kb", args.read_ahead_kb,
                 "Readahead window of the mount in KiB (default 4096; 0 = kernel default)");
   c->add_flag("--allow-other", args.allow_other,

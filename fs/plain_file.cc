@@ -5,6 +5,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "base/check.h"
 #include "base/file_io.h"
 #include "base/secret_bytes.h"
 
@@ -56,35 +57,107 @@ Result<size_t> PlainFile::Read(uint64_t plain_off, MutableByteSpan out) const {
   return n;
 }
 
-Status PlainFile::ReadEncryptedData(uint64_t data_off, MutableByteSpan out) const {
-  CTFS_ASSIGN_OR_RETURN(std::vector<EncryptedFile::RangePiece> pieces,
-                        encrypted_->MapDataRange(data_off, out.size()));
-  const EncryptedFile& ef = *encrypted_;
-  auto read_piece = [&](const EncryptedFile::RangePiece& p) -> Status {
-    MutableByteSpan dst = out.subspan(p.out_off, p.take);
-    if (!p.encrypted) return ef.ReadTensorRange(p.tensor, p.skip, dst);
-    ChunkCache::Key key{file_id_, p.tensor, p.unit};
-    CTFS_ASSIGN_OR_RETURN(ChunkCache::Chunk chunk,
-                          cache_->GetOrLoad(key, p.unit_len, [&](MutableByteSpan buf) {
-                            return ef.DecryptUnit(p.tensor, p.unit, buf);
-                          }));
-    std::memcpy(dst.data(), chunk->span().data() + p.skip, p.take);
+Status PlainFile::LoadUnit(size_t tensor, uint64_t unit, MutableByteSpan out) const {
+  return encrypted_->DecryptUnit(tensor, unit, out);
+}
+
+Status PlainFile::FetchChunks(const std::vector<EncryptedFile::RangePiece>& pieces,
+                              std::vector<ChunkCache::Chunk>& chunks) const {
+  chunks.assign(pieces.size(), nullptr);
+  auto fetch = [&](size_t i) -> Status {
+    const EncryptedFile::RangePiece& p = pieces[i];
+    if (!p.encrypted) return Status::Ok();
+    CTFS_ASSIGN_OR_RETURN(chunks[i], cache_->GetOrLoad(ChunkCache::Key{file_id_, p.tensor, p.unit},
+                                                       p.unit_len, [&](MutableByteSpan buf) {
+                                                         return LoadUnit(p.tensor, p.unit, buf);
+                                                       }));
     return Status::Ok();
   };
-  if (pieces.size() == 1 || pool_ == nullptr) {
-    for (const auto& p : pieces) CTFS_RETURN_IF_ERROR(read_piece(p));
+  const size_t encrypted_pieces = static_cast<size_t>(
+      std::count_if(pieces.begin(), pieces.end(), [](const auto& p) { return p.encrypted; }));
+  if (encrypted_pieces <= 1 || pool_ == nullptr) {
+    for (size_t i = 0; i < pieces.size(); ++i) CTFS_RETURN_IF_ERROR(fetch(i));
     return Status::Ok();
   }
   std::mutex mu;
   Status first_error;
   pool_->ParallelFor(pieces.size(), [&](size_t i) {
-    Status st = read_piece(pieces[i]);
+    Status st = fetch(i);
     if (!st.ok()) {
       std::lock_guard<std::mutex> lock(mu);
       if (first_error.ok()) first_error = st;
     }
   });
   return first_error;
+}
+
+Status PlainFile::ReadEncryptedData(uint64_t data_off, MutableByteSpan out) const {
+  CTFS_ASSIGN_OR_RETURN(std::vector<EncryptedFile::RangePiece> pieces,
+                        encrypted_->MapDataRange(data_off, out.size()));
+  std::vector<ChunkCache::Chunk> chunks;
+  CTFS_RETURN_IF_ERROR(FetchChunks(pieces, chunks));
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const EncryptedFile::RangePiece& p = pieces[i];
+    MutableByteSpan dst = out.subspan(p.out_off, p.take);
+    if (!p.encrypted) {
+      CTFS_RETURN_IF_ERROR(encrypted_->ReadTensorRange(p.tensor, p.skip, dst));
+      continue;
+    }
+    std::memcpy(dst.data(), chunks[i]->span().data() + p.skip, p.take);
+    cache_->NoteServed(ChunkCache::Key{file_id_, p.tensor, p.unit}, p.take);
+  }
+  return Status::Ok();
+}
+
+Result<bool> PlainFile::ReadSpans(uint64_t plain_off, size_t len, ChunkSpans& out) const {
+  out.spans.clear();
+  out.chunks.clear();
+  const uint64_t prefix_len = encrypted_ ? encrypted_->plain_prefix().size() : 0;
+  if (!encrypted_ || plain_off < prefix_len) return false;
+  if (plain_off >= size_) return true;  // EOF: an empty reply
+  const uint64_t n = std::min<uint64_t>(len, size_ - plain_off);
+  CTFS_ASSIGN_OR_RETURN(std::vector<EncryptedFile::RangePiece> pieces,
+                        encrypted_->MapDataRange(plain_off - prefix_len, n));
+  for (const EncryptedFile::RangePiece& p : pieces) {
+    if (!p.encrypted) return false;
+  }
+  CTFS_RETURN_IF_ERROR(FetchChunks(pieces, out.chunks));
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    const EncryptedFile::RangePiece& p = pieces[i];
+    out.spans.push_back(out.chunks[i]->span().subspan(p.skip, p.take));
+    cache_->NoteServed(ChunkCache::Key{file_id_, p.tensor, p.unit}, p.take);
+  }
+  return true;
+}
+
+std::vector<ChunkCache::Key> PlainFile::PlanReadAhead(uint64_t plain_off, uint64_t len,
+                                                      uint64_t ahead_len) const {
+  std::vector<ChunkCache::Key> keys;
+  if (!encrypted_ || ahead_len == 0) return keys;
+  const uint64_t end = std::min(plain_off + len, size_);
+  const uint64_t prev_end = last_read_end_.exchange(end, std::memory_order_relaxed);
+  const bool sequential = plain_off <= prev_end + ahead_len && prev_end <= plain_off + ahead_len;
+  const uint64_t prefix_len = encrypted_->plain_prefix().size();
+  if (!sequential || end >= size_) return keys;
+  const uint64_t ahead_off = std::max(end, prefix_len) - prefix_len;
+  const uint64_t data_len = size_ - prefix_len;
+  auto pieces = encrypted_->MapDataRange(ahead_off, std::min(ahead_len, data_len - ahead_off));
+  if (!pieces.ok()) return keys;
+  for (const EncryptedFile::RangePiece& p : *pieces) {
+    if (!p.encrypted || p.unit_len > ahead_len) continue;
+    ChunkCache::Key key{file_id_, p.tensor, p.unit};
+    if (!keys.empty() && keys.back() == key) continue;
+    if (cache_->WantsPrefetch(key)) keys.push_back(key);
+  }
+  return keys;
+}
+
+void PlainFile::Prefetch(const ChunkCache::Key& key) const {
+  CTFS_CHECK(encrypted_ && key.file_id == file_id_);
+  const EncryptedFile& ef = *encrypted_;
+  const size_t tensor = static_cast<size_t>(key.tensor);
+  cache_->Prefetch(key, ef.AuthUnitLen(tensor, key.unit),
+                   [&](MutableByteSpan buf) { return LoadUnit(tensor, key.unit, buf); });
 }
 
 }  // namespace ctfs::fs

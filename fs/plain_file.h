@@ -3,13 +3,16 @@
 // header followed by the decrypted data region, with chunks fetched through the shared
 // ChunkCache and several missing chunks of one read decrypted in parallel. For any other file:
 // the backing bytes as they are.
-// Thread safety: immutable after Open*; Read may be called concurrently.
+// Thread safety: Read, PlanReadAhead and Prefetch may be called concurrently; the only
+// mutable state is the sequential-access detector (an atomic).
 #ifndef CTFS_FS_PLAIN_FILE_H_
 #define CTFS_FS_PLAIN_FILE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "base/unique_fd.h"
@@ -18,6 +21,12 @@
 #include "fs/worker_pool.h"
 
 namespace ctfs::fs {
+
+// ChunkSpans: the bytes of a read as spans into decrypted chunks, which `chunks` keeps alive.
+struct ChunkSpans {
+  std::vector<ByteSpan> spans;
+  std::vector<ChunkCache::Chunk> chunks;
+};
 
 class PlainFile {
  public:
@@ -41,9 +50,35 @@ class PlainFile {
   // authentication: then nothing of the read is released (`out` is wiped).
   Result<size_t> Read(uint64_t plain_off, MutableByteSpan out) const;
 
+  // ReadSpans is Read without the copy: when [plain_off, plain_off + len) (clipped at EOF)
+  // lies entirely in encrypted chunks, `out` gets spans into the (authenticated) cached chunks
+  // and the result is true; at or past EOF, true with no spans. False, with nothing done,
+  // when the range touches the header or a tensor stored in plain, or for a passthrough
+  // file: use Read then.
+  Result<bool> ReadSpans(uint64_t plain_off, size_t len, ChunkSpans& out) const;
+
+  // PlanReadAhead is called after a read of [plain_off, plain_off + len). If that read
+  // continues the previous one (within `ahead_len` either way: the kernel sends readahead
+  // requests somewhat out of order), it returns the keys of the chunks in the next
+  // `ahead_len` bytes that are not cached yet, in file order; otherwise (random access, or a
+  // passthrough file) nothing. Chunks larger than `ahead_len` (v1 whole tensors) are skipped.
+  std::vector<ChunkCache::Key> PlanReadAhead(uint64_t plain_off, uint64_t len,
+                                             uint64_t ahead_len) const;
+
+  // Prefetch loads a chunk from PlanReadAhead into the cache, unless a reader got to it first
+  // (ChunkCache::Prefetch). Errors are dropped: the read that needs the chunk loads it again
+  // and reports them.
+  void Prefetch(const ChunkCache::Key& key) const;
+
  private:
   PlainFile() = default;
   Status ReadEncryptedData(uint64_t data_off, MutableByteSpan out) const;
+  // LoadUnit decrypts one unit for the cache.
+  Status LoadUnit(size_t tensor, uint64_t unit, MutableByteSpan out) const;
+  // FetchChunks gets the chunk of every encrypted piece through the cache (several in
+  // parallel); chunks[i] stays null for a piece of a tensor stored in plain.
+  Status FetchChunks(const std::vector<EncryptedFile::RangePiece>& pieces,
+                     std::vector<ChunkCache::Chunk>& chunks) const;
 
   uint64_t size_ = 0;
   std::string path_;
@@ -52,6 +87,7 @@ class PlainFile {
   uint64_t file_id_ = 0;
   ChunkCache* cache_ = nullptr;
   WorkerPool* pool_ = nullptr;
+  mutable std::atomic<uint64_t> last_read_end_{0};  // plain offset; for PlanReadAhead
 };
 
 }  // namespace ctfs::fs

@@ -8,6 +8,8 @@ namespace {
 
 Status RevokedError() { return PermissionDeniedError("access revoked (the mount is going away)"); }
 
+constexpr size_t kMaxQueuedPrefetches = 64;
+
 }  // namespace
 
 Result<std::unique_ptr<ServedTree>> ServedTree::Create(const std::string& source_dir,
@@ -39,9 +41,17 @@ Result<std::unique_ptr<ServedTree>> ServedTree::Create(const std::string& source
   return t;
 }
 
+ServedTree::~ServedTree() {
+  prefetcher_.reset();  // its jobs use the files below
+  pool_.reset();
+}
+
 void ServedTree::StartWorkers() {
   std::unique_lock<std::shared_mutex> lock(mu_);
   pool_ = std::make_unique<WorkerPool>(options_.decrypt_threads);
+  if (options_.prefetch_bytes > 0 && options_.prefetch_threads > 0) {
+    prefetcher_ = std::make_unique<Prefetcher>(options_.prefetch_threads, kMaxQueuedPrefetches);
+  }
   for (const TreeNode& node : tree_.nodes()) {
     auto& slot = encrypted_[node.ino - 1];
     if (slot == nullptr) continue;
@@ -78,11 +88,39 @@ Result<OpenHandle> ServedTree::Open(uint64_t ino) const {
 Result<size_t> ServedTree::Read(const OpenHandle& handle, uint64_t off, MutableByteSpan out) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   if (revoked_.load()) return RevokedError();
-  return handle.file->Read(off, out);
+  Result<size_t> n = handle.file->Read(off, out);
+  if (n.ok() && prefetcher_ && handle.file->encrypted()) QueueReadAhead(*handle.file, off, *n);
+  return n;
+}
+
+Result<bool> ServedTree::ReadSpans(const OpenHandle& handle, uint64_t off, size_t len,
+                                   ChunkSpans& out) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (revoked_.load()) return RevokedError();
+  CTFS_ASSIGN_OR_RETURN(bool done, handle.file->ReadSpans(off, len, out));
+  if (done && prefetcher_) {
+    uint64_t n = 0;
+    for (ByteSpan s : out.spans) n += s.size();
+    QueueReadAhead(*handle.file, off, n);
+  }
+  return done;
+}
+
+void ServedTree::QueueReadAhead(const PlainFile& file, uint64_t off, uint64_t len) const {
+  for (const ChunkCache::Key& key : file.PlanReadAhead(off, len, options_.prefetch_bytes)) {
+    // The job looks the file up again under the lock: after Revoke() it is gone.
+    prefetcher_->Submit(key, [this, key] {
+      std::shared_lock<std::shared_mutex> lock(mu_);
+      if (revoked_.load()) return;
+      const PlainFile* f = encrypted_[key.file_id - 1].get();
+      if (f != nullptr) f->Prefetch(key);
+    });
+  }
 }
 
 void ServedTree::Revoke() {
   revoked_.store(true);
+  if (prefetcher_) prefetcher_->Cancel();
   std::unique_lock<std::shared_mutex> lock(mu_);  // waits for in-flight reads
   for (auto& f : encrypted_) f.reset();           // EncryptedFile wipes its data keys
   cache_->Clear();

@@ -21,15 +21,18 @@
 #include "fs/chunk_cache.h"
 #include "fs/model_tree.h"
 #include "fs/plain_file.h"
+#include "fs/prefetcher.h"
 #include "fs/worker_pool.h"
 #include "keys/key_resolver.h"
 
 namespace ctfs::fs {
 
 struct ServeOptions {
-  size_t cache_bytes = 256u << 20;  // decrypted-chunk cache cap
-  size_t decrypt_threads = 2;       // helpers for multi-chunk reads (plus the reading thread)
-  bool allow_bad_files = false;     // serve the rest if some encrypted files fail to open
+  size_t cache_bytes = 256u << 20;   // decrypted-chunk cache cap
+  size_t decrypt_threads = 2;        // helpers for multi-chunk reads (plus the reading thread)
+  size_t prefetch_bytes = 8u << 20;  // decrypt this far ahead of sequential readers; 0 = off
+  size_t prefetch_threads = 2;       // background threads for that
+  bool allow_bad_files = false;      // serve the rest if some encrypted files fail to open
 };
 
 // A handle returned by Open: either the shared encrypted view of an inode or an own
@@ -50,7 +53,11 @@ class ServedTree {
 
   const ModelTree& tree() const { return tree_; }
 
-  // StartWorkers starts the decryption helper threads (call after any fork()).
+  ~ServedTree();
+  ServedTree(const ServedTree&) = delete;
+  ServedTree& operator=(const ServedTree&) = delete;
+
+  // StartWorkers starts the decryption helper and prefetch threads (call after any fork()).
   void StartWorkers();
 
   // Open checks that `ino` may be opened for reading. PermissionDenied after Revoke(); the
@@ -58,22 +65,30 @@ class ServedTree {
   Result<OpenHandle> Open(uint64_t ino) const;
 
   // Read reads from an open handle into `out`; returns the byte count (short at EOF).
-  // PermissionDenied after Revoke().
+  // PermissionDenied after Revoke(). A read that continues a sequential pattern queues the
+  // decryption of the chunks after it (ServeOptions::prefetch_bytes).
   Result<size_t> Read(const OpenHandle& handle, uint64_t off, MutableByteSpan out) const;
+
+  // ReadSpans is Read without the copy where PlainFile::ReadSpans can do it (true); false:
+  // nothing was done, use Read.
+  Result<bool> ReadSpans(const OpenHandle& handle, uint64_t off, size_t len, ChunkSpans& out) const;
 
   // Revoke denies all further opens and reads and wipes keys and cached plaintext.
   void Revoke();
   bool revoked() const { return revoked_.load(); }
 
   const ChunkCache& cache() const { return *cache_; }
+  uint64_t prefetched() const { return prefetcher_ ? prefetcher_->completed() : 0; }
 
  private:
   ServedTree() = default;
+  void QueueReadAhead(const PlainFile& file, uint64_t off, uint64_t len) const;
 
   ModelTree tree_;
   ServeOptions options_;
   std::unique_ptr<ChunkCache> cache_;
   std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<Prefetcher> prefetcher_;  // its jobs take mu_ shared and check revoked_
   mutable std::shared_mutex mu_;
   // Index = ino - 1: the open encrypted view, or the reason it could not be opened.
   std::vector<std::unique_ptr<PlainFile>> encrypted_;  // GUARDED_BY(mu_)

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "fs/prefetcher.h"
+
+namespace ctfs::fs {
+
+Prefetcher::Prefetcher(size_t threads, size_t max_queued) : max_queued_(max_queued) {
+  for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+}
+
+Prefetcher::~Prefetcher() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+    queue_.clear();
+    queued_keys_.clear();
+  }
+  cv_.notify_all();
+  for (std::thread& t : threads_) t.join();
+}
+
+bool Prefetcher::Submit(const ChunkCache::Key& key, std::function<void()> job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stop_ || threads_.empty() || queue_.size() >= max_queued_) return false;
+    if (!queued_keys_.insert(key).second) return false;
+    queue_.emplace_back(key, std::move(job));
+  }
+  cv_.notify_one();
+  return true;
+}
+
+void Prefetcher::Cancel() {
+  std::deque<std::pair<ChunkCache::Key, std::function<void()>>> dropped;
+  std::lock_guard<std::mutex> lock(mu_);
+  dropped.swap(queue_);
+  queued_keys_.clear();
+}
+
+uint64_t Prefetcher::completed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return completed_;
+}
+
+void Prefetcher::Run() {
+  for (;;) {
+    std::function<void()> job;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      job = std::move(queue_.front().second);
+      queued_keys_.erase(queue_.front().first);
+      queue_.pop_front();
+    }
+    job();
+    std::lock_guard<std::mutex> lock(mu_);
+    ++completed_;
+  }
+}
+
+}  // namespace ctfs::fs
