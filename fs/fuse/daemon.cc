@@ -6,12 +6,14 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -136,7 +138,6 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
     ready(st);
     return st;
   }
-  RaiseReadahead(options.mountpoint, options.read_ahead_kb);
 
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
@@ -149,8 +150,21 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
   g_signal_pipe_write = pipe_fds[1];
   SignalSetup signals;
   signals.Install();
-  spdlog::info("mounted at {} ({} files)", options.mountpoint, tree.tree().nodes().size());
-  ready(Status::Ok());
+  // The kernel sets the mount's readahead from our INIT reply, so it can only be raised once
+  // INIT is done: a statvfs() of the mountpoint returns only after that (and after the loop
+  // answered it), and only then is the mount reported ready.
+  std::once_flag ready_once;
+  auto report_ready = [&](const Status& st) { std::call_once(ready_once, [&] { ready(st); }); };
+  std::thread starter([&] {
+    struct statvfs sv;
+    if (::statvfs(options.mountpoint.c_str(), &sv) != 0) {
+      report_ready(ErrnoError(errno, options.mountpoint + ": the new mount does not answer"));
+      return;
+    }
+    RaiseReadahead(options.mountpoint, options.read_ahead_kb);
+    spdlog::info("mounted at {} ({} files)", options.mountpoint, tree.tree().nodes().size());
+    report_ready(Status::Ok());
+  });
 
   std::atomic<bool> loop_done{false};
   const pthread_t loop_thread = pthread_self();
@@ -184,12 +198,19 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
   (void)!::write(pipe_fds[1], &q, 1);
   revoker.join();
 
+  const ChunkCache& cache = tree.cache();
+  spdlog::info(
+      "chunk cache: {} hits, {} misses, {} prefetch jobs, peak {} MiB cached, {} buffers mapped",
+      cache.hits(), cache.misses(), tree.prefetched(), cache.peak_cached_bytes() >> 20,
+      cache.pool().mapped_count());
   tree.Revoke();  // idempotent: wipe keys and cached plaintext in every exit path
   signals.Restore();
   g_signal_pipe_write = -1;
   ::close(pipe_fds[0]);
   ::close(pipe_fds[1]);
   fuse_session_unmount(se);  // closes the connection, then detaches the mount
+  starter.join();            // its statvfs() has an answer now (or failed with the mount)
+  report_ready(UnavailableError(options.mountpoint + ": the mount ended before it was ready"));
   fuse_session_destroy(se);
   spdlog::info("unmounted {}; keys and cached plaintext wiped", options.mountpoint);
   if (rc != 0 && rc != SIGTERM && rc != SIGINT && rc != SIGHUP) {
