@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -75,6 +76,19 @@ def llm_tensors(size_gib: float) -> tuple[list[tuple[str, str, tuple]], dict]:
 
 def _key_id(key: Path) -> str:
     return hashlib.sha256(key.read_bytes()).hexdigest()
+
+
+def encrypt_default_chunk_size() -> int | None:
+    """The chunk size `ctfs encrypt` writes by default (from its --help): part of the stamp of
+    encrypted fixtures, so a changed default re-encrypts them."""
+    m = re.search(r"--chunk-size[^\n]*\n?[^\n]*\(default (\d+)\)",
+                  run([CTFS, "encrypt", "--help"]).stdout)
+    return int(m.group(1)) if m else None
+
+
+def chunk_size_of(enc_file: Path) -> int | None:
+    """chunk_size of an encrypted file, from `ctfs inspect --json` (None: not chunked)."""
+    return json.loads(run([CTFS, "inspect", "--json", enc_file]).stdout).get("chunk_size")
 
 
 def _nbytes(dtype, shape):
@@ -151,7 +165,7 @@ def ensure_model(work: Path, size_gib: float, full_key: Path, gocryptfs: bool,
         base.mkdir(parents=True)
         write_plain_model(plain, size_gib)
         _write_stamp(plain, params)
-    key_params = dict(params, key=_key_id(full_key))
+    key_params = dict(params, key=_key_id(full_key), chunk_size=encrypt_default_chunk_size())
     if not _stamp_ok(enc, key_params):
         shutil.rmtree(enc, ignore_errors=True)
         log(f"encrypting {plain} -> {enc}")
@@ -183,7 +197,8 @@ def ensure_llama(work: Path, smoke: bool, full_key: Path) -> dict | None:
         return None
     base = work / ("llama-smoke" if smoke else "llama-0.5GiB")
     plain, enc = base / "plain", base / "enc"
-    params = {"v": FIXTURE_VERSION, "smoke": smoke, "key": _key_id(full_key)}
+    params = {"v": FIXTURE_VERSION, "smoke": smoke, "key": _key_id(full_key),
+              "chunk_size": encrypt_default_chunk_size()}
     if not _stamp_ok(enc, params):
         shutil.rmtree(base, ignore_errors=True)
         base.mkdir(parents=True)

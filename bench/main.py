@@ -250,7 +250,8 @@ class Bench:
             "size_gib": a.size_gib, "bytes": model["bytes"], "files": len(self.rel),
             "shards": len(self.shards),
             "tensors": sum(_tensor_count(model["plain"] / s) for s in self.shards),
-            "llama_bytes": llama["bytes"] if llama else None}
+            "llama_bytes": llama["bytes"] if llama else None,
+            "chunk_size": fixture.chunk_size_of(model["enc"] / self.shards[0])}
         variants = [CTFS_V, PLAINFUSE_V, DISK_V] + ([GOCRYPT_V] if have_gocryptfs else [])
 
         for rep in range(a.repeats):

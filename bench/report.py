@@ -62,8 +62,8 @@ def build(results: dict, hwm: dict, args) -> tuple[str, dict]:
     if fx:
         L.append(f"* fixture: {fx.get('bytes', 0) / 2**30:.3f} GiB in {fx.get('files')} files "
                  f"({fx.get('shards')} shards, {fx.get('tensors')} tensors, F16 weights + F32 "
-                 f"norms, random data); encrypted by `ctfs encrypt` defaults (v2, 2 MiB chunks, "
-                 f"AES-256-GCM)")
+                 f"norms, random data); encrypted by `ctfs encrypt` defaults (v2, "
+                 f"{(fx.get('chunk_size') or 0) >> 10} KiB chunks, AES-256-GCM)")
         if fx.get("llama_bytes"):
             L.append(f"* transformers fixture: Llama, bf16, {fx['llama_bytes'] / 2**30:.3f} GiB")
     L.append(f"* repeats: {args.repeats}; cold = fresh mount + `echo 3 > drop_caches` "

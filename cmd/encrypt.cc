@@ -4,6 +4,7 @@
 // staged and renamed at the end: a failure leaves nothing at DST.
 #include <cstdio>
 #include <filesystem>
+#include <string>
 
 #include "cmd/common.h"
 #include "cmd/exit_codes.h"
@@ -85,7 +86,9 @@ CLI::App* AddEncrypt(CLI::App& app, EncryptArgs& args) {
   c->add_option("--tensors", args.tensors,
                 "Encrypt only tensors whose name matches this glob (repeatable); others stay "
                 "plain and are NOT integrity-protected");
-  c->add_option("--chunk-size", args.chunk_size, "Chunk size in bytes (default 2097152)")
+  c->add_option(
+       "--chunk-size", args.chunk_size,
+       "Chunk size in bytes (default " + std::to_string(fs::kDefaultEncryptChunkSize) + ")")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 40));
   c->add_option("--alg", args.alg, "Check that the key is for this AEAD algorithm");
   c->add_option("--format-version", args.format_version,

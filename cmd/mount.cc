@@ -66,10 +66,10 @@ void SetupLogging(const MountArgs& args, bool foreground) {
   spdlog::set_default_logger(logger);
 }
 
-// TuneAllocator keeps the daemon's memory bounded and its 2 MiB chunk buffers reused: chunk
-// buffers come from the heap instead of fresh mmaps (which cost page faults and kernel zeroing
-// on every chunk), freed memory is kept for reuse instead of trimmed, and few malloc arenas
-// limit the fragmentation of buffers freed on other threads (bench/RESULTS.md).
+// TuneAllocator keeps the daemon's remaining large heap buffers (the per-thread reply buffers of
+// reads that cannot be answered from chunk buffers, up to 1 MiB each) on the heap instead of
+// fresh mmaps, keeps freed memory for reuse instead of trimming it, and limits fragmentation
+// with few malloc arenas (bench/RESULTS.md). Decrypted chunks use fs::ChunkBufferPool.
 void TuneAllocator() {
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 128 << 20);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// ChunkBufferPool: reusable buffers for decrypted chunks. A fresh 2 MiB heap buffer per chunk
+// ChunkBufferPool: reusable buffers for decrypted chunks. A fresh heap buffer per chunk
 // costs a zero fill, page faults and a wipe on free (about 15 % of the daemon's CPU on a cold
 // scan); a pooled buffer costs none of that, because whatever it held is overwritten whole by
 // the next chunk.

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // ChunkCache: a byte-capped LRU cache of decrypted, already-authenticated chunks (v2 chunks or
-// whole v1 tensors), keyed by (file, tensor, unit). FUSE reads arrive in <= 1 MiB pieces while
-// chunks are 2 MiB by default: without the cache a sequential scan would decrypt every chunk
-// several times.
+// whole v1 tensors), keyed by (file, tensor, unit). FUSE reads arrive in <= 1 MiB pieces that
+// need not line up with chunks (256 KiB by `ctfs encrypt` default, 2 MiB by the reference's):
+// without the cache a sequential scan would decrypt chunks more than once.
 //
 // Only verified plaintext enters the cache (the loader authenticates before returning OK).
 // Concurrent misses on the same key run the loader once; the others wait for its result.

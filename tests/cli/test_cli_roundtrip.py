@@ -57,6 +57,15 @@ def test_partial_encryption_marks_tensors(ctfs, keys, plain, tmp_path):
     assert p.returncode == 3 and "no tensor matches" in p.stderr
 
 
+def test_default_and_explicit_chunk_size(ctfs, keys, plain, tmp_path):
+    """`ctfs encrypt` writes 256 KiB chunks unless told otherwise (bench/RESULTS.md)."""
+    for args, want in (((), 262144), (("--chunk-size", "2097152"), 2097152)):
+        e = tmp_path / f"e{want}.safetensors"
+        ctfs("encrypt", plain, e, "--key", keys / "k.jwk", "-q", *args, check=0)
+        assert json.loads(ctfs("inspect", e, "--json", check=0).stdout)["chunk_size"] == want
+    assert "(default 262144)" in ctfs("encrypt", "--help", check=0).stdout
+
+
 def test_directory_round_trip(ctfs, keys, tmp_path):
     src = tmp_path / "model"
     (src / "sub").mkdir(parents=True)
