@@ -31,6 +31,8 @@ CTFS_BIN="$PWD/build/cmd/ctfs" .venv/bin/python -m pytest -q tests/cli tests/int
 
 echo "== benchmark harness smoke run (tiny fixture; no timing is asserted)"
 bash bench/run --smoke --work "${TMPDIR:-/tmp}/ctfs-bench-smoke" --out "${TMPDIR:-/tmp}/ctfs-bench-smoke/out" || rc=$?
+.venv/bin/python bench/chunk_sizes.py --work "${TMPDIR:-/tmp}/ctfs-bench-smoke" --size-gib 0.02 \
+  --repeats 1 --fio-runtime 1 --chunk-kib 64,256 || rc=$?
 
 left=$(grep -c ' fuse.ctfs ' /proc/mounts || true)
 if [ "$left" != "0" ]; then
