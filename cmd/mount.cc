@@ -192,14 +192,21 @@ CLI::App* AddMount(CLI::App& app, MountArgs& args) {
   c->add_option("-k,--key", args.key_files,
                 "JWK / JWK Set key file (repeatable); also CRYPTOTENSOR_KEYS and file:// jku");
   c->add_flag("-f,--foreground", args.foreground, "Stay in the foreground, log to stderr");
-  c->add_option("--cache-mb", args.cache_mb, "Decrypted-chunk cache size in MiB (default 256)");
-  c->add_option("--threads", args.threads, "Max FUSE worker threads (default 16)");
+  // Ranges keep the byte counts (MiB << 20, KiB) far from overflow and thread counts sane.
+  c->add_option("--cache-mb", args.cache_mb, "Decrypted-chunk cache size in MiB (default 256)")
+      ->check(CLI::Range(size_t{0}, size_t{1} << 20));
+  c->add_option("--threads", args.threads, "Max FUSE worker threads (default 16)")
+      ->check(CLI::Range(size_t{1}, size_t{1024}));
   c->add_option("--decrypt-threads", args.decrypt_threads,
-                "Extra threads decrypting chunks of one read in parallel (default 2)");
+                "Extra threads decrypting chunks of one read in parallel (default 2)")
+      ->check(CLI::Range(size_t{0}, size_t{256}));
   c->add_option("--prefetch-mb", args.prefetch_mb,
-                "Decrypt this many MiB ahead of sequential readers (default 8; 0 = off)");
+                "Decrypt this many MiB ahead of sequential readers (default 8; 0 = off; "
+                "more than --cache-mb only evicts what was decrypted ahead)")
+      ->check(CLI::Range(size_t{0}, size_t{1} << 16));
   c->add_option("--read-ahead-kb", args.read_ahead_kb,
-                "Readahead window of the mount in KiB (default 4096; 0 = kernel default)");
+                "Readahead window of the mount in KiB (default 4096; 0 = kernel default)")
+      ->check(CLI::Range(size_t{0}, size_t{1} << 20));
   c->add_flag("--allow-other", args.allow_other,
               "Let other users read the mount (file modes still apply)");
   c->add_flag("--allow-bad-files", args.allow_bad_files,

@@ -200,3 +200,16 @@ def test_usage_errors_and_help(ctfs):
         assert p.returncode == 0 and "Usage" in p.stdout, sub
     assert ctfs("encrypt").returncode == 2
     assert ctfs("frobnicate").returncode == 2
+
+
+@pytest.mark.parametrize("opt,bad", [("--cache-mb", "1048577"), ("--prefetch-mb", "65537"),
+                                     ("--prefetch-mb", "-1"), ("--threads", "0"),
+                                     ("--decrypt-threads", "257"), ("--read-ahead-kb", "x")])
+def test_mount_option_ranges(ctfs, tmp_path, opt, bad):
+    """Out-of-range tuning options are usage errors naming the option; nothing is mounted."""
+    src, mnt = tmp_path / "src", tmp_path / "mnt"
+    src.mkdir()
+    mnt.mkdir()
+    p = ctfs("mount", src, mnt, opt, bad)
+    assert p.returncode == 2 and opt in p.stderr, (p.returncode, p.stderr)
+    assert str(mnt) not in open("/proc/mounts").read()
