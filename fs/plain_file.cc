@@ -21,6 +21,8 @@ std::unique_ptr<PlainFile> PlainFile::FromEncrypted(std::unique_ptr<EncryptedFil
   f->file_id_ = file_id;
   f->cache_ = cache;
   f->pool_ = pool;
+  f->streams_[0].last_use = 1;  // a stream at offset 0: a scan from the start is sequential
+  f->stream_clock_ = 1;
   return f;
 }
 
@@ -135,8 +137,7 @@ std::vector<ChunkCache::Key> PlainFile::PlanReadAhead(uint64_t plain_off, uint64
   std::vector<ChunkCache::Key> keys;
   if (!encrypted_ || ahead_len == 0) return keys;
   const uint64_t end = std::min(plain_off + len, size_);
-  const uint64_t prev_end = last_read_end_.exchange(end, std::memory_order_relaxed);
-  const bool sequential = plain_off <= prev_end + ahead_len && prev_end <= plain_off + ahead_len;
+  const bool sequential = ContinueStream(plain_off, end, ahead_len);
   const uint64_t prefix_len = encrypted_->plain_prefix().size();
   if (!sequential || end >= size_) return keys;
   const uint64_t ahead_off = std::max(end, prefix_len) - prefix_len;
@@ -150,6 +151,30 @@ std::vector<ChunkCache::Key> PlainFile::PlanReadAhead(uint64_t plain_off, uint64
     if (cache_->WantsPrefetch(key)) keys.push_back(key);
   }
   return keys;
+}
+
+bool PlainFile::ContinueStream(uint64_t plain_off, uint64_t end, uint64_t window) const {
+  std::lock_guard<std::mutex> lock(streams_mu_);
+  const uint64_t now = ++stream_clock_;
+  ReadStream* best = nullptr;
+  uint64_t best_dist = UINT64_MAX;
+  for (ReadStream& s : streams_) {
+    if (s.last_use == 0) continue;
+    const uint64_t dist = plain_off > s.end ? plain_off - s.end : s.end - plain_off;
+    if (dist <= window && dist < best_dist) {
+      best = &s;
+      best_dist = dist;
+    }
+  }
+  const bool continues = best != nullptr;
+  if (!continues) {
+    best = &*std::min_element(
+        streams_.begin(), streams_.end(),
+        [](const ReadStream& a, const ReadStream& b) { return a.last_use < b.last_use; });
+  }
+  best->end = end;
+  best->last_use = now;
+  return continues;
 }
 
 void PlainFile::Prefetch(const ChunkCache::Key& key) const {

@@ -4,13 +4,14 @@
 // ChunkCache and several missing chunks of one read decrypted in parallel. For any other file:
 // the backing bytes as they are.
 // Thread safety: Read, PlanReadAhead and Prefetch may be called concurrently; the only
-// mutable state is the sequential-access detector (an atomic).
+// mutable state is the sequential-access detector (under its own mutex).
 #ifndef CTFS_FS_PLAIN_FILE_H_
 #define CTFS_FS_PLAIN_FILE_H_
 
-#include <atomic>
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -58,8 +59,9 @@ class PlainFile {
   Result<bool> ReadSpans(uint64_t plain_off, size_t len, ChunkSpans& out) const;
 
   // PlanReadAhead is called after a read of [plain_off, plain_off + len). If that read
-  // continues the previous one (within `ahead_len` either way: the kernel sends readahead
-  // requests somewhat out of order), it returns the keys of the chunks in the next
+  // continues one of the last kReadStreams read streams of this file (within `ahead_len`
+  // either way: the kernel sends readahead requests somewhat out of order; several readers
+  // may scan one file at once), it returns the keys of the chunks in the next
   // `ahead_len` bytes that are not cached yet, in file order; otherwise (random access, or a
   // passthrough file) nothing. Chunks larger than `ahead_len` (v1 whole tensors) are skipped.
   std::vector<ChunkCache::Key> PlanReadAhead(uint64_t plain_off, uint64_t len,
@@ -69,6 +71,10 @@ class PlainFile {
   // (ChunkCache::Prefetch). Errors are dropped: the read that needs the chunk loads it again
   // and reports them.
   void Prefetch(const ChunkCache::Key& key) const;
+
+  // Read streams told apart by PlanReadAhead; a further concurrent reader of the file makes the
+  // least recently used one look like random access.
+  static constexpr size_t kReadStreams = 4;
 
  private:
   PlainFile() = default;
@@ -87,7 +93,19 @@ class PlainFile {
   uint64_t file_id_ = 0;
   ChunkCache* cache_ = nullptr;
   WorkerPool* pool_ = nullptr;
-  mutable std::atomic<uint64_t> last_read_end_{0};  // plain offset; for PlanReadAhead
+
+  // The sequential-access detector: where the last few read streams ended.
+  struct ReadStream {
+    uint64_t end = 0;       // plain offset after the stream's last read
+    uint64_t last_use = 0;  // detector clock; 0 = slot unused
+  };
+  // ContinueStream records a read ending at `end`; true if it continues a stream (the closest
+  // within `window` of `plain_off`), false if it starts a new one (replacing the least
+  // recently used).
+  bool ContinueStream(uint64_t plain_off, uint64_t end, uint64_t window) const;
+  mutable std::mutex streams_mu_;
+  mutable std::array<ReadStream, kReadStreams> streams_{};  // GUARDED_BY(streams_mu_)
+  mutable uint64_t stream_clock_ = 0;                       // GUARDED_BY(streams_mu_)
 };
 
 }  // namespace ctfs::fs

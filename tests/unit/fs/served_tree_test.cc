@@ -383,6 +383,34 @@ TEST_F(ServedTreeTest, PlanReadAheadDetectsSequentialAccess) {
   EXPECT_EQ(other->file->PlanReadAhead(0, 3, 16384), Keys{});
 }
 
+TEST_F(ServedTreeTest, PlanReadAheadFollowsSeveralReadersOfOneFile) {
+  auto tree = MakeTree(PrefetchOptions(0, 0));
+  ASSERT_NE(tree, nullptr);
+  auto h = tree->Open(Ino(*tree, "model.safetensors"));
+  ASSERT_TRUE(h.ok());
+  const PlainFile& f = *h->file;
+  const uint64_t prefix = PrefixLen();
+  constexpr uint64_t kWindow = 8192;  // > one 4096-byte chunk; readers start 10000 apart
+  // `readers` sequential readers, interleaved read by read (100 bytes each), as several
+  // processes loading one shard would; returns how many reads after each reader's first
+  // were seen as sequential.
+  auto interleave = [&](uint64_t readers, uint64_t base) {
+    size_t sequential = 0;
+    for (uint64_t round = 0; round < 4; ++round) {
+      for (uint64_t r = 0; r < readers; ++r) {
+        auto keys = f.PlanReadAhead(prefix + base + r * 10000 + round * 100, 100, kWindow);
+        if (round > 0 && !keys.empty()) ++sequential;
+      }
+    }
+    return sequential;
+  };
+  EXPECT_EQ(interleave(PlainFile::kReadStreams, 0), 3 * PlainFile::kReadStreams)
+      << "each of kReadStreams interleaved readers keeps its read-ahead";
+  // One reader more than there are streams: each read evicts the stream of the reader that
+  // comes next, so nobody looks sequential (read-ahead is a hint; reads stay correct).
+  EXPECT_EQ(interleave(PlainFile::kReadStreams + 1, 1000), 0u);
+}
+
 TEST_F(ServedTreeTest, ReadSpansServesDataRangesWithoutCopies) {
   auto tree = MakeTree(PrefetchOptions(16384, 2));
   ASSERT_NE(tree, nullptr);
