@@ -7,28 +7,19 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <chrono>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "tests/testing/wait_for.h"
+
 namespace ctfs::fs {
 namespace {
 
+using ctfs::testing::WaitFor;
 using Key = ChunkCache::Key;
-
-// WaitFor polls `pred` for up to 10 s; timing is never asserted, only the outcome.
-template <typename Pred>
-bool WaitFor(Pred pred) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
 
 // Blocker: a job that reports it started and then waits until released.
 struct Blocker {
