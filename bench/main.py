@@ -136,11 +136,15 @@ class Bench:
                 self.record("mount time", variant, "s", m.mount_seconds)
             drop_caches()
             for phase in ("cold", "warm"):
+                cpu0 = m.cpu_seconds() if m is not None else None
                 nbytes, secs = fn(root, self.rel)
                 if nbytes != model["bytes"]:
                     raise RuntimeError(f"{test}/{variant}: read {nbytes} bytes, "
                                        f"expected {model['bytes']}")
                 self.record(test, variant, phase, nbytes / secs / 1e9)
+                cpu1 = m.cpu_seconds() if m is not None else None
+                if cpu0 is not None and cpu1 is not None and phase == "cold":
+                    self.record(f"daemon CPU: {test}", variant, phase, cpu1 - cpu0)
             self.note_hwm(size, test, variant, m)
         finally:
             if m is not None:
@@ -167,20 +171,22 @@ class Bench:
                 m.close()
 
     # -- (4) load every tensor -----------------------------------------------------------------
-    def st_load(self, variant, model, size="main"):
+    def st_load(self, variant, model, size="main", framework="np"):
+        py, flags = (PY_TORCH, ["--pt"]) if framework == "pt" else (PY, [])
         if variant == REF_V:
             root, m = model["enc"], None
-            argv = [PY, BENCH / "load_st.py", "cryptotensors", root, self.reader]
+            argv = [py, BENCH / "load_st.py", *flags, "cryptotensors", root, self.reader]
         else:
             root, m = self.mount(variant, model)
-            argv = [PY, BENCH / "load_st.py", "safetensors", root]
+            argv = [py, BENCH / "load_st.py", *flags, "safetensors", root]
+        rss_test = "loader peak RSS" + (" (pt)" if framework == "pt" else "")
         try:
             drop_caches()
             for phase in ("cold", "warm"):
                 out = run(argv, timeout=3600)
                 r = json.loads(out.stdout.strip().splitlines()[-1])
-                self.record("safetensors load (np)", variant, phase, r["seconds"])
-                self.record("loader peak RSS", variant, phase, r["maxrss_kib"] / 1024)
+                self.record(f"safetensors load ({framework})", variant, phase, r["seconds"])
+                self.record(rss_test, variant, phase, r["maxrss_kib"] / 1024)
             self.note_hwm(size, "safetensors load", variant, m)
         finally:
             if m is not None:
@@ -268,6 +274,9 @@ class Bench:
                         self.guarded(f"fio {bs} {v}", self.fio, v, model, bs)
             for v in (CTFS_V, DISK_V, PLAINFUSE_V, REF_V):
                 self.guarded(f"st load {v}", self.st_load, v, model)
+            if PY_TORCH.exists():
+                for v in (CTFS_V, DISK_V, PLAINFUSE_V, REF_V):
+                    self.guarded(f"st load pt {v}", self.st_load, v, model, "main", "pt")
             if llama:
                 for v in (CTFS_V, DISK_V):
                     self.guarded(f"transformers {v}", self.hf_load, v, llama)

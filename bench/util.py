@@ -114,6 +114,14 @@ class Mount:
             return None
         return None
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU time of the daemon so far."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         if self.proc.poll() is None or is_mounted(self.mnt):
             if is_mounted(self.mnt):

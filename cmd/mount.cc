@@ -130,6 +130,7 @@ int Mount(const MountArgs& raw_args) {
   sopt.cache_bytes = args.cache_mb << 20;
   sopt.decrypt_threads = args.decrypt_threads;
   sopt.prefetch_bytes = args.prefetch_mb << 20;
+  sopt.direct_io = args.direct_io;
   sopt.allow_bad_files = args.allow_bad_files;
   std::vector<std::string> warnings;
   auto tree = fs::ServedTree::Create(args.src, *resolver, sopt, &warnings);
@@ -201,12 +202,15 @@ CLI::App* AddMount(CLI::App& app, MountArgs& args) {
                 "Extra threads decrypting chunks of one read in parallel (default 2)")
       ->check(CLI::Range(size_t{0}, size_t{256}));
   c->add_option("--prefetch-mb", args.prefetch_mb,
-                "Decrypt this many MiB ahead of sequential readers (default 8; 0 = off; "
+                "Decrypt this many MiB ahead of sequential readers (default 16; 0 = off; "
                 "more than --cache-mb only evicts what was decrypted ahead)")
       ->check(CLI::Range(size_t{0}, size_t{1} << 16));
   c->add_option("--read-ahead-kb", args.read_ahead_kb,
                 "Readahead window of the mount in KiB (default 4096; 0 = kernel default)")
       ->check(CLI::Range(size_t{0}, size_t{1} << 20));
+  c->add_flag("--direct-io,!--no-direct-io", args.direct_io,
+              "Read ciphertext with O_DIRECT: no copy out of, and no second copy in, the page "
+              "cache (default on; files whose file system cannot are read normally)");
   c->add_flag("--allow-other", args.allow_other,
               "Let other users read the mount (file modes still apply)");
   c->add_flag("--allow-bad-files", args.allow_bad_files,

@@ -66,7 +66,8 @@ struct MountArgs {
   size_t cache_mb = 256;
   size_t threads = 16;
   size_t decrypt_threads = 2;
-  size_t prefetch_mb = 8;
+  size_t prefetch_mb = 16;
+  bool direct_io = true;
   size_t read_ahead_kb = 4096;
   bool allow_other = false;
   bool allow_bad_files = false;

@@ -3,16 +3,12 @@
 
 #include <algorithm>
 
+#include "base/check.h"
 #include "base/secret_bytes.h"
 
 namespace ctfs::fs {
 
 Result<ChunkCache::Chunk> ChunkCache::GetOrLoad(const Key& key, size_t len, const Loader& load) {
-  return Load(key, len, load, /*prefetch=*/false);
-}
-
-Result<ChunkCache::Chunk> ChunkCache::Load(const Key& key, size_t len, const Loader& load,
-                                           bool prefetch) {
   auto run_loader = [&]() -> Result<Chunk> {
     CTFS_ASSIGN_OR_RETURN(std::shared_ptr<ChunkBuffer> chunk, pool_.Acquire(len));
     Status st = load(chunk->span());
@@ -22,7 +18,7 @@ Result<ChunkCache::Chunk> ChunkCache::Load(const Key& key, size_t len, const Loa
     }
     return Chunk(std::move(chunk));
   };
-  if (capacity_ == 0) return prefetch ? Chunk() : run_loader();
+  if (capacity_ == 0) return run_loader();
 
   std::promise<Result<Chunk>> promise;
   std::shared_future<Result<Chunk>> pending;
@@ -30,44 +26,109 @@ Result<ChunkCache::Chunk> ChunkCache::Load(const Key& key, size_t len, const Loa
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(key);
-    // A prefetch decides and inserts under one lock: checking first and inserting later
-    // could load a chunk the reader has meanwhile loaded and consumed, and park the copy.
-    if (prefetch && (it != entries_.end() || consumed_.count(key) != 0)) return Chunk();
     if (it != entries_.end()) {
       ++hits_;
       lru_.splice(lru_.begin(), lru_, it->second.lru_pos);
       pending = it->second.future;
     } else {
-      ++misses_;
-      lru_.push_front(key);
-      load_id = ++next_load_id_;
-      Entry& e = entries_[key];
-      e.future = promise.get_future().share();
-      e.lru_pos = lru_.begin();
-      e.load_id = load_id;
+      load_id = ReserveLocked(key, promise.get_future().share());
     }
   }
   // A hit may still be loading on another thread: wait for it outside the lock.
   if (pending.valid()) return pending.get();
   Result<Chunk> r = run_loader();
-  {
-    // Account for the chunk before waiters wake, so that their NoteServed() counts.
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = entries_.find(key);
-    // Clear() may have dropped our entry meanwhile, and a newer load may have replaced it.
-    if (it != entries_.end() && it->second.load_id == load_id) {
-      if (!r.ok()) {
-        EraseLocked(it);
-      } else {
-        it->second.bytes = len;
-        bytes_ += len;
-        EvictLocked();
-        peak_bytes_ = std::max(peak_bytes_, bytes_);
-      }
-    }
-  }
+  Finish(key, load_id, len, r);
   promise.set_value(r);
   return r;
+}
+
+uint64_t ChunkCache::ReserveLocked(const Key& key, std::shared_future<Result<Chunk>> future) {
+  ++misses_;
+  lru_.push_front(key);
+  Entry& e = entries_[key];
+  e.future = std::move(future);
+  e.lru_pos = lru_.begin();
+  e.load_id = ++next_load_id_;
+  return e.load_id;
+}
+
+void ChunkCache::Finish(const Key& key, uint64_t load_id, size_t len, const Result<Chunk>& r) {
+  // Account for the chunk before waiters wake, so that their NoteServed() counts.
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(key);
+  // Clear() may have dropped our entry meanwhile, and a newer load may have replaced it.
+  if (it == entries_.end() || it->second.load_id != load_id) return;
+  if (!r.ok()) {
+    EraseLocked(it);
+    return;
+  }
+  it->second.bytes = len;
+  bytes_ += len;
+  EvictLocked();
+  peak_bytes_ = std::max(peak_bytes_, bytes_);
+}
+
+void ChunkCache::PrefetchRun(std::span<const Key> keys, std::span<const size_t> lens,
+                             const RunLoader& load) {
+  CTFS_CHECK(keys.size() == lens.size());
+  if (capacity_ == 0) return;
+  struct Reserved {
+    size_t index;
+    uint64_t load_id;
+    std::promise<Result<Chunk>> promise;
+    std::shared_ptr<ChunkBuffer> buffer;
+  };
+  std::vector<Reserved> reserved;
+  {
+    // Decide and reserve under one lock: checking first and inserting later could load a
+    // chunk a reader has meanwhile loaded and consumed, and park the copy.
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (entries_.count(keys[i]) != 0 || consumed_.count(keys[i]) != 0) continue;
+      Reserved& r = reserved.emplace_back();
+      r.index = i;
+      r.load_id = ReserveLocked(keys[i], r.promise.get_future().share());
+    }
+  }
+  std::vector<RunSlot> slots;
+  std::vector<size_t> slot_owner;  // slots[k] belongs to reserved[slot_owner[k]]
+  std::vector<Result<Chunk>> results(reserved.size(), InternalError("not loaded"));
+  for (size_t j = 0; j < reserved.size(); ++j) {
+    Result<std::shared_ptr<ChunkBuffer>> buf = pool_.Acquire(lens[reserved[j].index]);
+    if (!buf.ok()) {
+      results[j] = buf.status();
+      continue;
+    }
+    reserved[j].buffer = std::move(*buf);
+    // A slot counts as failed until the loader says otherwise: never publish unfilled bytes.
+    slots.push_back(RunSlot{reserved[j].index, reserved[j].buffer->span(),
+                            InternalError("chunk not filled by the run loader")});
+    slot_owner.push_back(j);
+  }
+  // Publish hands a reserved chunk's outcome to the cache and its waiters, once.
+  std::vector<bool> published(reserved.size(), false);
+  auto publish = [&](size_t j) {
+    if (published[j]) return;
+    published[j] = true;
+    const size_t i = reserved[j].index;
+    Finish(keys[i], reserved[j].load_id, lens[i], results[j]);
+    reserved[j].promise.set_value(results[j]);
+  };
+  auto ready = [&](size_t k) {
+    CTFS_CHECK(k < slots.size());
+    const size_t j = slot_owner[k];
+    if (published[j]) return;
+    if (slots[k].status.ok()) {
+      results[j] = Chunk(std::move(reserved[j].buffer));
+    } else {
+      WipeMemory(slots[k].buf.data(), slots[k].buf.size());  // may hold partial plaintext
+      results[j] = slots[k].status;
+    }
+    publish(j);
+  };
+  if (!slots.empty()) load(slots, ready);
+  for (size_t k = 0; k < slots.size(); ++k) ready(k);
+  for (size_t j = 0; j < reserved.size(); ++j) publish(j);  // buffers that could not be had
 }
 
 void ChunkCache::EvictLocked() {
@@ -94,7 +155,8 @@ bool ChunkCache::WantsPrefetch(const Key& key) const {
 }
 
 void ChunkCache::Prefetch(const Key& key, size_t len, const Loader& load) {
-  (void)Load(key, len, load, /*prefetch=*/true);
+  PrefetchRun(std::span<const Key>(&key, 1), std::span<const size_t>(&len, 1),
+              [&](std::span<RunSlot> slots, const auto&) { slots[0].status = load(slots[0].buf); });
 }
 
 void ChunkCache::NoteServed(const Key& key, size_t len) {

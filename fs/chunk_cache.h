@@ -26,7 +26,9 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <span>
 #include <tuple>
+#include <vector>
 
 #include "base/bytes.h"
 #include "base/result.h"
@@ -61,9 +63,28 @@ class ChunkCache {
   // kConsumedMemory chunks dropped after being served whole (does not count as a use).
   bool WantsPrefetch(const Key& key) const;
 
-  // Prefetch loads `key` like GetOrLoad if WantsPrefetch(key), and drops the result: a
-  // prefetch that lost the race to the reader must not park an unread copy in the cache.
+  // Prefetch loads `key` like GetOrLoad if WantsPrefetch(key) (decided under the lock that
+  // reserves it: a prefetch that lost the race to the reader must not park an unread copy
+  // in the cache). PrefetchRun of one key.
   void Prefetch(const Key& key, size_t len, const Loader& load);
+  // A slot of PrefetchRun: which key (index into `keys`), the buffer for it, and the
+  // loader's verdict: OK only if `buf` holds its authenticated plaintext (it starts as an
+  // error, so a slot the loader skipped is dropped).
+  struct RunSlot {
+    size_t index = 0;
+    MutableByteSpan buf;
+    Status status;
+  };
+  // A run loader fills the slots; it may call `ready(k)` once slots[k] is final, to hand that
+  // chunk to waiting readers before the rest of the run is done.
+  using RunLoader =
+      std::function<void(std::span<RunSlot> slots, const std::function<void(size_t k)>& ready)>;
+  // PrefetchRun is Prefetch for several keys with one loader call (so that consecutive
+  // chunks can be read from disk at once): the keys that WantsPrefetch are reserved (readers
+  // wait for them, as for any load), `load` fills them, and each is published or dropped on
+  // its own status. `lens[i]` is the length of `keys[i]`. Nothing is loaded if no key wants it.
+  void PrefetchRun(std::span<const Key> keys, std::span<const size_t> lens, const RunLoader& load);
+
   // How many consumed keys are remembered: enough to cover a prefetch queue's backlog, few
   // enough that a file re-read after the page cache dropped it is prefetched again.
   static constexpr size_t kConsumedMemory = 256;
@@ -90,9 +111,11 @@ class ChunkCache {
     size_t served = 0;     // bytes handed to readers so far
     uint64_t load_id = 0;  // which GetOrLoad call created it
   };
-  // Load is GetOrLoad; with `prefetch` it returns an empty chunk at once, loading nothing,
-  // unless WantsPrefetch(key) (checked under the same lock as the insertion).
-  Result<Chunk> Load(const Key& key, size_t len, const Loader& load, bool prefetch);
+  // ReserveLocked inserts a loading entry for `key` (a miss) and returns its load id.
+  uint64_t ReserveLocked(const Key& key, std::shared_future<Result<Chunk>> future);
+  // Finish accounts for the outcome `r` of load `load_id` of `key` (unless Clear() or a newer
+  // load replaced its entry) before waiters see it.
+  void Finish(const Key& key, uint64_t load_id, size_t len, const Result<Chunk>& r);
   void EvictLocked();
   void EraseLocked(std::map<Key, Entry>::iterator it);
 

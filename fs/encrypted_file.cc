@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "fs/encrypted_file.h"
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <cstring>
 #include <utility>
@@ -151,30 +153,77 @@ Status EncryptedFile::UnitError(size_t index, uint64_t unit, const Status& cause
   return cause.WithContext(where);
 }
 
-Status EncryptedFile::DecryptUnit(size_t index, uint64_t unit, MutableByteSpan out) const {
-  const format::TensorCrypto* e = entries_[index];
-  CTFS_CHECK(e != nullptr && unit < NumAuthUnits(index) && out.size() == AuthUnitLen(index, unit));
-  const format::TensorInfo& t = header_.tensors[index];
+uint64_t EncryptedFile::CipherOffset(size_t index, uint64_t unit) const {
   const uint64_t unit_off = chunked_ ? unit * chunk_size_ : 0;
-  const uint64_t cipher_off = header_.data_start() + t.begin + unit_off;
-  Status st = PreadExact(fd_.get(), out, cipher_off, path_);
-  if (!st.ok()) {
-    WipeMemory(out.data(), out.size());
-    return UnitError(index, unit, st);
-  }
+  return header_.data_start() + header_.tensors[index].begin + unit_off;
+}
+
+Status EncryptedFile::OpenUnit(size_t index, uint64_t unit, ByteSpan cipher,
+                               MutableByteSpan out) const {
+  const format::TensorCrypto* e = entries_[index];
+  Status st;
   if (chunked_) {
     auto nonce = format::ChunkNonce(e->base_iv, unit);
     if (!nonce.ok()) return UnitError(index, unit, nonce.status());
     ByteSpan tag(e->tags.data() + unit * kAeadTagLen, kAeadTagLen);
-    st = crypto::AeadOpen(alg_, deks_[index].span(), *nonce, out, tag, out);
+    st = crypto::AeadOpen(alg_, deks_[index].span(), *nonce, cipher, tag, out);
   } else if (e->iv.empty()) {
     // v1 empty tensor: the reference writes no iv/tag and authenticates nothing.
     st = out.empty() ? Status::Ok() : DataLossError("missing v1 iv/tag");
   } else {
-    st = crypto::AeadOpen(alg_, deks_[index].span(), e->iv, out, e->tag, out);
+    st = crypto::AeadOpen(alg_, deks_[index].span(), e->iv, cipher, e->tag, out);
   }
   if (!st.ok()) return UnitError(index, unit, st);
   return Status::Ok();
+}
+
+Status EncryptedFile::EnableDirectReads() {
+  CTFS_ASSIGN_OR_RETURN(DirectReader reader, DirectReader::Open(path_));
+  direct_ = std::make_unique<DirectReader>(std::move(reader));
+  // Sequential reading is the runs' job now: kernel readahead on the buffered fd would read
+  // (and cache) the same ciphertext again around every DecryptUnit. Best effort.
+  (void)::posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_RANDOM);
+  return Status::Ok();
+}
+
+Result<ByteSpan> EncryptedFile::ReadDirect(uint64_t cipher_off, uint64_t len) const {
+  if (direct_ == nullptr || len == 0 || len > kMaxDirectReadLen) {
+    return FailedPreconditionError("no direct read");
+  }
+  // Ciphertext only; each thread decrypts from its own, so no one can change the bytes
+  // between the tag check and the decryption. Valid until this thread's next ReadDirect.
+  thread_local StagingBuffer staging;
+  return direct_->Read(cipher_off, static_cast<size_t>(len), staging);
+}
+
+Status EncryptedFile::DecryptUnit(size_t index, uint64_t unit, MutableByteSpan out) const {
+  CTFS_CHECK(entries_[index] != nullptr && unit < NumAuthUnits(index) &&
+             out.size() == AuthUnitLen(index, unit));
+  Status st = PreadExact(fd_.get(), out, CipherOffset(index, unit), path_);
+  st = st.ok() ? OpenUnit(index, unit, out, out) : UnitError(index, unit, st);  // in place
+  if (!st.ok()) WipeMemory(out.data(), out.size());
+  return st;
+}
+
+void EncryptedFile::DecryptRun(size_t index, std::span<RunUnit> units,
+                               const std::function<void(size_t k)>& unit_done) const {
+  if (units.empty()) return;
+  const uint64_t first_off = CipherOffset(index, units.front().unit);
+  const uint64_t run_len =
+      CipherOffset(index, units.back().unit) - first_off + AuthUnitLen(index, units.back().unit);
+  Result<ByteSpan> cipher = ReadDirect(first_off, run_len);
+  for (size_t k = 0; k < units.size(); ++k) {
+    RunUnit& u = units[k];
+    CTFS_CHECK(u.out.size() == AuthUnitLen(index, u.unit));
+    if (!cipher.ok()) {
+      u.status = DecryptUnit(index, u.unit, u.out);
+    } else {
+      const uint64_t skip = CipherOffset(index, u.unit) - first_off;
+      u.status = OpenUnit(index, u.unit, cipher->subspan(skip, u.out.size()), u.out);
+      if (!u.status.ok()) WipeMemory(u.out.data(), u.out.size());
+    }
+    if (unit_done) unit_done(k);
+  }
 }
 
 Status EncryptedFile::ReadTensorRange(size_t index, uint64_t off, MutableByteSpan out) const {

@@ -17,12 +17,15 @@
 #define CTFS_FS_ENCRYPTED_FILE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "base/aead_alg.h"
 #include "base/bytes.h"
+#include "base/direct_reader.h"
 #include "base/result.h"
 #include "base/secret_bytes.h"
 #include "base/unique_fd.h"
@@ -93,12 +96,47 @@ class EncryptedFile {
   // (exactly AuthUnitLen bytes). On failure `out` is wiped.
   Status DecryptUnit(size_t index, uint64_t unit, MutableByteSpan out) const;
 
+  // One unit of a DecryptRun: `unit` in, `out` (exactly AuthUnitLen bytes) and `status` out.
+  struct RunUnit {
+    uint64_t unit = 0;
+    MutableByteSpan out;
+    Status status;
+  };
+  // DecryptRun decrypts units of encrypted tensor `index` (REQUIRES increasing unit order),
+  // like DecryptUnit on each, but with direct reads on it reads their ciphertext with one
+  // O_DIRECT read (a run of consecutive chunks is one disk request, and stays out of the page
+  // cache). Each unit's outcome is in its `status`; a failed unit's `out` is wiped.
+  // `unit_done(k)`, if set, is called as soon as units[k] is final.
+  void DecryptRun(size_t index, std::span<RunUnit> units,
+                  const std::function<void(size_t k)>& unit_done = nullptr) const;
+
+  // EnableDirectReads makes DecryptRun read ciphertext with O_DIRECT (see
+  // base/direct_reader.h), except runs over kMaxDirectReadLen and any read the direct path
+  // fails, which fall back to normal reads. The mount uses runs for decrypt-ahead of
+  // sequential readers (the bulk of a model load); DecryptUnit (a reader's own miss, random
+  // access) and plain tensors keep reading through the page cache, which also serves their
+  // re-reads, but without kernel readahead (POSIX_FADV_RANDOM), which would read the runs'
+  // ciphertext a second time. FailedPrecondition if the file system cannot do direct I/O.
+  // Not thread-safe: call before the file is shared.
+  Status EnableDirectReads();
+  bool direct_reads() const { return direct_ != nullptr; }
+  // Longest read done with O_DIRECT: bounds each thread's staging buffer.
+  static constexpr size_t kMaxDirectReadLen = 8u << 20;
+
  private:
   EncryptedFile() = default;
   Status UnitError(size_t index, uint64_t unit, const Status& cause) const;
+  // CipherOffset: where unit `unit` of tensor `index` starts in the file.
+  uint64_t CipherOffset(size_t index, uint64_t unit) const;
+  // OpenUnit authenticates and decrypts `cipher` (unit `unit` of tensor `index`) into `out`.
+  Status OpenUnit(size_t index, uint64_t unit, ByteSpan cipher, MutableByteSpan out) const;
+  // ReadDirect reads [cipher_off, cipher_off + len) into this thread's staging buffer; an
+  // error (or no direct reader, or len > kMaxDirectReadLen) means: read it normally instead.
+  Result<ByteSpan> ReadDirect(uint64_t cipher_off, uint64_t len) const;
 
   std::string path_;
   UniqueFd fd_;
+  std::unique_ptr<DirectReader> direct_;  // set by EnableDirectReads
   format::SafetensorsHeader header_;
   format::CryptMetadata crypt_;
   AeadAlg alg_ = AeadAlg::kAes256Gcm;

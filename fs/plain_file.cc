@@ -21,7 +21,9 @@ std::unique_ptr<PlainFile> PlainFile::FromEncrypted(std::unique_ptr<EncryptedFil
   f->file_id_ = file_id;
   f->cache_ = cache;
   f->pool_ = pool;
-  f->streams_[0].last_use = 1;  // a stream at offset 0: a scan from the start is sequential
+  // A confirmed stream at offset 0: a scan from the start is sequential from its first read.
+  f->streams_[0].last_use = 1;
+  f->streams_[0].confirmed = true;
   f->stream_clock_ = 1;
   return f;
 }
@@ -135,9 +137,9 @@ Result<bool> PlainFile::ReadSpans(uint64_t plain_off, size_t len, ChunkSpans& ou
 std::vector<ChunkCache::Key> PlainFile::PlanReadAhead(uint64_t plain_off, uint64_t len,
                                                       uint64_t ahead_len) const {
   std::vector<ChunkCache::Key> keys;
-  if (!encrypted_ || ahead_len == 0) return keys;
+  if (!encrypted_ || ahead_len == 0 || plain_off >= size_) return keys;
   const uint64_t end = std::min(plain_off + len, size_);
-  const bool sequential = ContinueStream(plain_off, end, ahead_len);
+  const bool sequential = ContinueStream(plain_off, end, std::min(ahead_len, kStreamSlack));
   const uint64_t prefix_len = encrypted_->plain_prefix().size();
   if (!sequential || end >= size_) return keys;
   const uint64_t ahead_off = std::max(end, prefix_len) - prefix_len;
@@ -172,17 +174,54 @@ bool PlainFile::ContinueStream(uint64_t plain_off, uint64_t end, uint64_t window
         streams_.begin(), streams_.end(),
         [](const ReadStream& a, const ReadStream& b) { return a.last_use < b.last_use; });
   }
-  best->end = end;
-  best->last_use = now;
-  return continues;
+  ReadStream& st = *best;
+  const uint64_t len = end - plain_off;
+  // An unconfirmed stream restarts at a read further from it than it has read so far (or
+  // than this read is long): sparse reads never build up to a stream, dense ones soon do.
+  const bool restart = !continues || (!st.confirmed && best_dist > std::max(len, st.bytes));
+  if (restart) st = ReadStream{.lo = plain_off, .hi = end};
+  st.end = end;
+  st.last_use = now;
+  st.reads++;
+  st.lo = std::min(st.lo, plain_off);
+  st.hi = std::max(st.hi, end);
+  st.bytes += len;
+  if (st.reads >= kConfirmReads && 2 * st.bytes >= st.hi - st.lo) st.confirmed = true;
+  return continues && st.confirmed;
 }
 
-void PlainFile::Prefetch(const ChunkCache::Key& key) const {
+uint64_t PlainFile::RunUnits(size_t tensor, uint64_t run_len) const {
+  return std::max<uint64_t>(1, run_len / encrypted_->AuthUnitLen(tensor, 0));
+}
+
+ChunkCache::Key PlainFile::RunHead(const ChunkCache::Key& key, uint64_t run_len) const {
   CTFS_CHECK(encrypted_ && key.file_id == file_id_);
+  const uint64_t run_units = RunUnits(static_cast<size_t>(key.tensor), run_len);
+  return ChunkCache::Key{key.file_id, key.tensor, key.unit - key.unit % run_units};
+}
+
+void PlainFile::PrefetchRun(const ChunkCache::Key& head, uint64_t run_len) const {
+  CTFS_CHECK(encrypted_ && head.file_id == file_id_);
   const EncryptedFile& ef = *encrypted_;
-  const size_t tensor = static_cast<size_t>(key.tensor);
-  cache_->Prefetch(key, ef.AuthUnitLen(tensor, key.unit),
-                   [&](MutableByteSpan buf) { return LoadUnit(tensor, key.unit, buf); });
+  const size_t tensor = static_cast<size_t>(head.tensor);
+  const uint64_t end = std::min(head.unit + RunUnits(tensor, run_len), ef.NumAuthUnits(tensor));
+  std::vector<ChunkCache::Key> keys;
+  std::vector<size_t> lens;
+  for (uint64_t unit = head.unit; unit < end; ++unit) {
+    keys.push_back(ChunkCache::Key{file_id_, head.tensor, unit});
+    lens.push_back(static_cast<size_t>(ef.AuthUnitLen(tensor, unit)));
+  }
+  cache_->PrefetchRun(keys, lens, [&](std::span<ChunkCache::RunSlot> slots, const auto& ready) {
+    std::vector<EncryptedFile::RunUnit> units(slots.size());
+    for (size_t k = 0; k < slots.size(); ++k) {
+      units[k].unit = keys[slots[k].index].unit;
+      units[k].out = slots[k].buf;
+    }
+    ef.DecryptRun(tensor, units, [&](size_t k) {
+      slots[k].status = std::move(units[k].status);
+      ready(k);
+    });
+  });
 }
 
 }  // namespace ctfs::fs

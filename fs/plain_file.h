@@ -3,7 +3,7 @@
 // header followed by the decrypted data region, with chunks fetched through the shared
 // ChunkCache and several missing chunks of one read decrypted in parallel. For any other file:
 // the backing bytes as they are.
-// Thread safety: Read, PlanReadAhead and Prefetch may be called concurrently; the only
+// Thread safety: Read, PlanReadAhead and PrefetchRun may be called concurrently; the only
 // mutable state is the sequential-access detector (under its own mutex).
 #ifndef CTFS_FS_PLAIN_FILE_H_
 #define CTFS_FS_PLAIN_FILE_H_
@@ -59,28 +59,42 @@ class PlainFile {
   Result<bool> ReadSpans(uint64_t plain_off, size_t len, ChunkSpans& out) const;
 
   // PlanReadAhead is called after a read of [plain_off, plain_off + len). If that read
-  // continues one of the last kReadStreams read streams of this file (within `ahead_len`
-  // either way: the kernel sends readahead requests somewhat out of order; several readers
-  // may scan one file at once), it returns the keys of the chunks in the next
-  // `ahead_len` bytes that are not cached yet, in file order; otherwise (random access, or a
-  // passthrough file) nothing. Chunks larger than `ahead_len` (v1 whole tensors) are skipped.
+  // continues one of the last kReadStreams read streams of this file (starts within
+  // min(`ahead_len`, kStreamSlack) of its end, either way: the kernel sends readahead requests
+  // somewhat out of order; several readers may scan one file at once) and that stream has had
+  // kConfirmReads reads, it returns the keys of the chunks in the next `ahead_len` bytes that
+  // are not cached yet, in file order; otherwise (random access, a stream not yet confirmed,
+  // or a passthrough file) nothing (see ContinueStream). A scan from offset 0 counts as
+  // confirmed at once. Chunks larger than `ahead_len` (v1 whole tensors) are skipped.
   std::vector<ChunkCache::Key> PlanReadAhead(uint64_t plain_off, uint64_t len,
                                              uint64_t ahead_len) const;
 
-  // Prefetch loads a chunk from PlanReadAhead into the cache, unless a reader got to it first
-  // (ChunkCache::Prefetch). Errors are dropped: the read that needs the chunk loads it again
-  // and reports them.
-  void Prefetch(const ChunkCache::Key& key) const;
+  // RunHead maps a chunk from PlanReadAhead to its decrypt-ahead run: runs are aligned groups
+  // of consecutive chunks of one tensor, `run_len` bytes (at least one chunk), read from disk
+  // with one request. The head is the run's first chunk.
+  ChunkCache::Key RunHead(const ChunkCache::Key& key, uint64_t run_len) const;
+  // PrefetchRun loads the chunks of the run starting at `head` into the cache, except those
+  // a reader got to first (ChunkCache::PrefetchRun). Errors are dropped: a read that needs a
+  // chunk loads it again and reports them.
+  void PrefetchRun(const ChunkCache::Key& head, uint64_t run_len) const;
 
   // Read streams told apart by PlanReadAhead; a further concurrent reader of the file makes the
   // least recently used one look like random access.
   static constexpr size_t kReadStreams = 4;
+  // Reads a stream needs before it is decrypted ahead of: random readers land near each other
+  // now and then, and a false "stream" costs a whole window of decryption.
+  static constexpr uint64_t kConfirmReads = 3;
+  // How far from a stream's end a read may start and still continue it: about the mount's
+  // readahead window, whose requests arrive somewhat out of order.
+  static constexpr uint64_t kStreamSlack = 4u << 20;
 
  private:
   PlainFile() = default;
   Status ReadEncryptedData(uint64_t data_off, MutableByteSpan out) const;
   // LoadUnit decrypts one unit for the cache.
   Status LoadUnit(size_t tensor, uint64_t unit, MutableByteSpan out) const;
+  // RunUnits: chunks per decrypt-ahead run of `tensor`.
+  uint64_t RunUnits(size_t tensor, uint64_t run_len) const;
   // FetchChunks gets the chunk of every encrypted piece through the cache (several in
   // parallel); chunks[i] stays null for a piece of a tensor stored in plain.
   Status FetchChunks(const std::vector<EncryptedFile::RangePiece>& pieces,
@@ -96,12 +110,20 @@ class PlainFile {
 
   // The sequential-access detector: where the last few read streams ended.
   struct ReadStream {
-    uint64_t end = 0;       // plain offset after the stream's last read
-    uint64_t last_use = 0;  // detector clock; 0 = slot unused
+    uint64_t end = 0;        // plain offset after the stream's last read
+    uint64_t last_use = 0;   // detector clock; 0 = slot unused
+    uint64_t reads = 0;      // reads seen in this stream
+    uint64_t lo = 0;         // lowest offset it read
+    uint64_t hi = 0;         // highest end it read
+    uint64_t bytes = 0;      // bytes it read
+    bool confirmed = false;  // kConfirmReads reads, at least half of [lo, hi) read
   };
-  // ContinueStream records a read ending at `end`; true if it continues a stream (the closest
-  // within `window` of `plain_off`), false if it starts a new one (replacing the least
-  // recently used).
+  // ContinueStream records a read of [plain_off, end); true if it continues a confirmed
+  // stream (the closest within `window` of `plain_off`), false otherwise (a read continuing
+  // no stream starts a new one, replacing the least recently used). A stream is confirmed by
+  // kConfirmReads reads, each no further from the last than the stream has read so far (or
+  // than it is long), that cover at least half the range they span: random reads that happen
+  // to land within `window` of each other are sparse and do not qualify.
   bool ContinueStream(uint64_t plain_off, uint64_t end, uint64_t window) const;
   mutable std::mutex streams_mu_;
   mutable std::array<ReadStream, kReadStreams> streams_{};  // GUARDED_BY(streams_mu_)

@@ -2,6 +2,7 @@
 #include "fs/served_tree.h"
 
 #include <mutex>
+#include <optional>
 
 namespace ctfs::fs {
 namespace {
@@ -23,6 +24,8 @@ Result<std::unique_ptr<ServedTree>> ServedTree::Create(const std::string& source
   const size_t n = t->tree_.nodes().size();
   t->encrypted_.resize(n);
   t->open_errors_.resize(n);
+  size_t no_direct_io = 0;
+  std::string no_direct_reason;
   for (const TreeNode& node : t->tree_.nodes()) {
     if (node.kind != TreeNode::Kind::kEncrypted) continue;
     auto f = EncryptedFile::Open(node.backing_path, keys);
@@ -35,8 +38,20 @@ Result<std::unique_ptr<ServedTree>> ServedTree::Create(const std::string& source
     if ((*f)->plain_file_len() != node.size) {
       return InternalError(node.backing_path + ": plain size changed during the scan");
     }
+    // Direct reads serve decrypt-ahead runs only: without decrypt-ahead they would just take
+    // kernel readahead away from the reader's own reads.
+    if (options.direct_io && options.prefetch_bytes > 0 && options.prefetch_threads > 0 &&
+        options.cache_bytes > 0) {
+      Status st = (*f)->EnableDirectReads();
+      if (!st.ok() && no_direct_io++ == 0) no_direct_reason = st.message();
+    }
     t->encrypted_[node.ino - 1] =
         PlainFile::FromEncrypted(std::move(*f), node.ino, t->cache_.get(), nullptr);
+  }
+  if (no_direct_io > 0 && warnings != nullptr) {
+    warnings->push_back(std::to_string(no_direct_io) +
+                        " encrypted file(s) are read through the page cache (" + no_direct_reason +
+                        ")");
   }
   return t;
 }
@@ -107,13 +122,17 @@ Result<bool> ServedTree::ReadSpans(const OpenHandle& handle, uint64_t off, size_
 }
 
 void ServedTree::QueueReadAhead(const PlainFile& file, uint64_t off, uint64_t len) const {
+  std::optional<ChunkCache::Key> last_head;
   for (const ChunkCache::Key& key : file.PlanReadAhead(off, len, options_.prefetch_bytes)) {
+    const ChunkCache::Key head = file.RunHead(key, options_.prefetch_run_bytes);
+    if (head == last_head) continue;  // keys come in file order: a run's chunks are adjacent
+    last_head = head;
     // The job looks the file up again under the lock: after Revoke() it is gone.
-    prefetcher_->Submit(key, [this, key] {
+    prefetcher_->Submit(head, [this, head] {
       std::shared_lock<std::shared_mutex> lock(mu_);
       if (revoked_.load()) return;
-      const PlainFile* f = encrypted_[key.file_id - 1].get();
-      if (f != nullptr) f->Prefetch(key);
+      const PlainFile* f = encrypted_[head.file_id - 1].get();
+      if (f != nullptr) f->PrefetchRun(head, options_.prefetch_run_bytes);
     });
   }
 }

@@ -28,11 +28,13 @@
 namespace ctfs::fs {
 
 struct ServeOptions {
-  size_t cache_bytes = 256u << 20;   // decrypted-chunk cache cap
-  size_t decrypt_threads = 2;        // helpers for multi-chunk reads (plus the reading thread)
-  size_t prefetch_bytes = 8u << 20;  // decrypt this far ahead of sequential readers; 0 = off
-  size_t prefetch_threads = 2;       // background threads for that
-  bool allow_bad_files = false;      // serve the rest if some encrypted files fail to open
+  size_t cache_bytes = 256u << 20;       // decrypted-chunk cache cap
+  size_t decrypt_threads = 2;            // helpers for multi-chunk reads (plus the reading thread)
+  size_t prefetch_bytes = 16u << 20;     // decrypt this far ahead of sequential readers; 0 = off
+  size_t prefetch_threads = 4;           // background threads for that (mostly waiting for disk)
+  size_t prefetch_run_bytes = 4u << 20;  // chunks decrypted ahead are read in runs this long
+  bool direct_io = true;         // decrypt ahead from O_DIRECT reads (needs prefetch and a cache)
+  bool allow_bad_files = false;  // serve the rest if some encrypted files fail to open
 };
 
 // A handle returned by Open: either the shared encrypted view of an inode or an own

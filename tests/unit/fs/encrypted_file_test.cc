@@ -79,10 +79,46 @@ TEST_P(EncryptedFileTest, RandomRangesMatchPlaintextAndDecryptIsByteExact) {
     uint64_t s = rng() % data.size();
     ranges.push_back({s, rng() % (data.size() - s) + 1});
   }
-  for (const auto& [off, len] : ranges) {
-    Bytes out(len);
-    ASSERT_TRUE((*f)->ReadData(off, out).ok()) << off << "+" << len;
-    ASSERT_EQ(std::string(out.begin(), out.end()), data.substr(off, len)) << off << "+" << len;
+  // Normal reads first, then with direct reads on (runs read ciphertext with O_DIRECT, at
+  // unaligned offsets and lengths; single units stay buffered).
+  for (bool direct : {false, true}) {
+    if (direct) {
+      Status st = (*f)->EnableDirectReads();
+      if (st.code() == StatusCode::kFailedPrecondition) break;  // no O_DIRECT on this fs
+      ASSERT_TRUE(st.ok()) << st.ToString();
+      ASSERT_TRUE((*f)->direct_reads());
+    }
+    for (const auto& [off, len] : ranges) {
+      Bytes out(len);
+      ASSERT_TRUE((*f)->ReadData(off, out).ok()) << off << "+" << len << " direct " << direct;
+      ASSERT_EQ(std::string(out.begin(), out.end()), data.substr(off, len))
+          << off << "+" << len << " direct " << direct;
+    }
+    // Every tensor as runs of all its units, and of every other unit (gaps in a run).
+    for (size_t i = 0; i < (*f)->header().tensors.size(); ++i) {
+      const auto& t = (*f)->header().tensors[i];
+      for (uint64_t step : {1, 2}) {
+        std::vector<Bytes> bufs;
+        std::vector<EncryptedFile::RunUnit> units;
+        for (uint64_t u = 0; u < (*f)->NumAuthUnits(i); u += step) {
+          bufs.emplace_back((*f)->AuthUnitLen(i, u));
+        }
+        for (uint64_t u = 0, k = 0; u < (*f)->NumAuthUnits(i); u += step, ++k) {
+          units.push_back({u, bufs[k], InternalError("unset")});
+        }
+        std::vector<size_t> done;
+        (*f)->DecryptRun(i, units, [&](size_t k) { done.push_back(k); });
+        ASSERT_EQ(done.size(), units.size());
+        const uint64_t unit_len = version == "2" ? 100 : t.byte_len();
+        for (size_t k = 0; k < units.size(); ++k) {
+          EXPECT_EQ(done[k], k);
+          ASSERT_TRUE(units[k].status.ok()) << t.name << " unit " << units[k].unit;
+          EXPECT_EQ(std::string(bufs[k].begin(), bufs[k].end()),
+                    data.substr(t.begin + units[k].unit * unit_len, bufs[k].size()))
+              << t.name << " unit " << units[k].unit << " direct " << direct;
+        }
+      }
+    }
   }
   Bytes past(2);
   EXPECT_EQ((*f)->ReadData(data.size() - 1, past).code(), StatusCode::kInvalidArgument);
@@ -162,6 +198,24 @@ TEST(EncryptedFile, CorruptChunkFailsOnlyItsOwnRanges) {
   EXPECT_EQ(std::string(out.begin(), out.end()), data.substr(g_begin + 290, 10));
   ASSERT_TRUE(f->ReadData(g_begin + 400, MutableByteSpan(out.data(), 10)).ok());
   EXPECT_EQ(std::string(out.begin(), out.end()), data.substr(g_begin + 400, 10));
+  // A run over the corrupt chunk fails that chunk alone (wiped), read normally and direct.
+  const size_t g = static_cast<size_t>(f->header().FindTensor("g") - &f->header().tensors[0]);
+  for (bool direct : {false, true}) {
+    if (direct && !f->EnableDirectReads().ok()) break;
+    std::vector<Bytes> bufs(6, Bytes(100, 0xEE));
+    std::vector<EncryptedFile::RunUnit> units;
+    for (uint64_t u = 0; u < 6; ++u) units.push_back({u, bufs[u], InternalError("unset")});
+    f->DecryptRun(g, units);
+    for (uint64_t u = 0; u < 6; ++u) {
+      if (u == 3) {
+        EXPECT_EQ(units[u].status.code(), StatusCode::kDataLoss) << "direct " << direct;
+        EXPECT_EQ(bufs[u], Bytes(100, 0)) << "the failed chunk is wiped";
+        continue;
+      }
+      ASSERT_TRUE(units[u].status.ok()) << "unit " << u << ": " << units[u].status.ToString();
+      EXPECT_EQ(std::string(bufs[u].begin(), bufs[u].end()), data.substr(g_begin + u * 100, 100));
+    }
+  }
   auto report = VerifyAllChunks(*f, nullptr);
   EXPECT_EQ(report.status().code(), StatusCode::kDataLoss);
   EXPECT_FALSE(DecryptToFile(*f, dir.File("d.safetensors"), nullptr).ok());

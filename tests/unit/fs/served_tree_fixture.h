@@ -149,12 +149,16 @@ inline ::testing::AssertionResult WaitForPrefetch(const ServedTree& tree, uint64
          << tree.prefetched() << " jobs, " << tree.cache().cached_bytes() << " bytes cached";
 }
 
+// PrefetchOptions: decrypt-ahead of `prefetch_bytes` on `threads` threads; by default one
+// chunk per job (run), so that job counts are chunk counts.
 inline ServeOptions PrefetchOptions(size_t prefetch_bytes, size_t threads,
-                                    size_t cache_bytes = 256u << 20) {
+                                    size_t cache_bytes = 256u << 20,
+                                    size_t run_bytes = 4096 /* kChunk */) {
   ServeOptions opt;
   opt.cache_bytes = cache_bytes;
   opt.prefetch_bytes = prefetch_bytes;
   opt.prefetch_threads = threads;
+  opt.prefetch_run_bytes = run_bytes;
   return opt;
 }
 

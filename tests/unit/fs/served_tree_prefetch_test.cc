@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -15,6 +16,20 @@ namespace ctfs::fs {
 namespace {
 
 using ctfs::testing::WaitFor;
+
+// OpenAndReadHeader opens file `ino` and reads its header alone. With a 16 KiB window that
+// read plans the chunks of the first 16 KiB of data: t0 units 0-1, t1 unit 0, t2 units 0-2
+// (t2 starts at 5003; 5003 + 3 * 4096 > 16384).
+std::optional<OpenHandle> OpenAndReadHeader(const ServedTree& tree, uint64_t ino, uint64_t prefix) {
+  auto h = tree.Open(ino);
+  EXPECT_TRUE(h.ok()) << h.status().ToString();
+  if (!h.ok()) return std::nullopt;
+  Bytes buf(prefix);
+  auto n = tree.Read(*h, 0, buf);
+  EXPECT_TRUE(n.ok() && *n == prefix);
+  if (!n.ok() || *n != prefix) return std::nullopt;
+  return std::move(*h);
+}
 
 TEST_F(ServedTreeTest, SequentialSmallReadsWithPrefetchMatchPlaintext) {
   ASSERT_EQ(plain_.size(), PrefixLen() + kDataLen) << "guards the layout constants";
@@ -62,13 +77,10 @@ TEST_F(ServedTreeTest, PrefetchDecryptsTheChunksAheadOfASequentialReader) {
   // One prefetch thread: jobs run in the order they were queued.
   auto tree = MakeTree(PrefetchOptions(16384, 1));
   ASSERT_NE(tree, nullptr);
-  auto h = tree->Open(Ino(*tree, "model.safetensors"));
-  ASSERT_TRUE(h.ok());
   const uint64_t prefix = PrefixLen();
-  // Reading the header alone queues the chunks of the first 16 KiB of data: t0 units 0-1,
-  // t1 unit 0, t2 units 0-2 (t2 starts at 5003; 5003 + 3 * 4096 > 16384).
-  Bytes buf(prefix);
-  ASSERT_EQ(*tree->Read(*h, 0, buf), prefix);
+  auto h = OpenAndReadHeader(*tree, Ino(*tree, "model.safetensors"), prefix);
+  ASSERT_TRUE(h.has_value());
+  Bytes buf;
   const uint64_t first_window = 4096 + 904 + 3 + 3 * kChunk;
   ASSERT_TRUE(WaitForPrefetch(*tree, 6, first_window));
   EXPECT_EQ(tree->prefetched(), 6u);
@@ -86,6 +98,34 @@ TEST_F(ServedTreeTest, PrefetchDecryptsTheChunksAheadOfASequentialReader) {
   EXPECT_EQ(tree->cache().cached_bytes(), 4 * kChunk);
 }
 
+TEST_F(ServedTreeTest, PrefetchReadsAlignedRunsOfChunks) {
+  // Runs of 4 chunks (16 KiB): one job per run, aligned to the run grid of each tensor.
+  auto tree = MakeTree(PrefetchOptions(16384, 1, 256u << 20, 4 * kChunk));
+  ASSERT_NE(tree, nullptr);
+  const uint64_t prefix = PrefixLen();
+  // The header read plans t0 units 0-1, t1 unit 0, t2 units 0-2: three runs, t0's and t1's
+  // whole tensors and t2 units 0-3 (the run goes to the end of its grid cell).
+  auto h = OpenAndReadHeader(*tree, Ino(*tree, "model.safetensors"), prefix);
+  ASSERT_TRUE(h.has_value());
+  Bytes buf;
+  const uint64_t first_runs = 5000 + 3 + 4 * kChunk;
+  ASSERT_TRUE(WaitForPrefetch(*tree, 3, first_runs));
+  EXPECT_EQ(tree->prefetched(), 3u);
+  EXPECT_EQ(tree->cache().cached_bytes(), first_runs);
+  // Reading on into t2 unit 4 (which the read loads itself) plans t2 units 4-8: two more
+  // runs, units 5-7 (4 is cached) and 8-11. Units 0-3 were served whole and dropped.
+  buf.resize(kT2Begin + 4 * kChunk + 10);
+  ASSERT_EQ(*tree->Read(*h, prefix, buf), buf.size());
+  EXPECT_EQ(std::string(buf.begin(), buf.end()), plain_.substr(prefix, buf.size()));
+  ASSERT_TRUE(WaitForPrefetch(*tree, 5, 8 * kChunk));
+  EXPECT_EQ(tree->prefetched(), 5u);
+  EXPECT_EQ(tree->cache().cached_bytes(), 8 * kChunk);
+  // The whole file still reads back exactly, in small and large pieces.
+  for (size_t piece : {size_t{999}, size_t{65536}}) {
+    EXPECT_EQ(ReadAll(*tree, Ino(*tree, "model.safetensors"), piece), plain_) << piece;
+  }
+}
+
 TEST_F(ServedTreeTest, RandomReadsQueueNoPrefetch) {
   auto tree = MakeTree(PrefetchOptions(8192, 1));
   ASSERT_NE(tree, nullptr);
@@ -100,10 +140,11 @@ TEST_F(ServedTreeTest, RandomReadsQueueNoPrefetch) {
     EXPECT_EQ(std::string(buf.begin(), buf.end()), plain_.substr(prefix + data_off, 100));
   }
   EXPECT_EQ(tree->cache().misses(), 4u);
-  // A read continuing the last one is sequential: its window [25200, 33392) holds t2 units
-  // 4 (cached), 5 and 6, so exactly two jobs. The single prefetch thread runs jobs in order:
-  // once these two ran, any job a random read had queued would have run before them.
+  // Two reads continuing the last one make a stream: the window of the second, [25300, 33492),
+  // holds t2 units 4 (cached), 5 and 6, so exactly two jobs. The single prefetch thread runs
+  // jobs in order: once these two ran, any job a random read had queued would have run before.
   ASSERT_EQ(*tree->Read(*h, prefix + 25100, buf), 100u);
+  ASSERT_EQ(*tree->Read(*h, prefix + 25200, buf), 100u);
   ASSERT_TRUE(WaitForPrefetch(*tree, 2, 6 * kChunk));
   EXPECT_EQ(tree->prefetched(), 2u) << "random reads must not queue read-ahead";
   EXPECT_EQ(tree->cache().cached_bytes(), 6 * kChunk);
@@ -124,31 +165,53 @@ TEST_F(ServedTreeTest, PlanReadAheadDetectsSequentialAccess) {
   auto t = [&](uint64_t tensor, uint64_t unit) { return ChunkCache::Key{ino, tensor, unit}; };
   EXPECT_EQ(f.PlanReadAhead(0, prefix, 16384),
             (Keys{t(0, 0), t(0, 1), t(1, 0), t(2, 0), t(2, 1), t(2, 2)}));
-  // A far jump is random access: nothing.
+  // A far jump is random access: nothing; nor for the read continuing it (two reads near each
+  // other are not yet a stream).
   EXPECT_EQ(f.PlanReadAhead(prefix + 60000, 100, 16384), Keys{});
-  // Continuing from there is sequential again: t2 units 13-17 and t4 (t3 is empty), clipped at
-  // EOF.
-  EXPECT_EQ(f.PlanReadAhead(prefix + 60100, 100, 16384),
+  EXPECT_EQ(f.PlanReadAhead(prefix + 60100, 100, 16384), Keys{});
+  // The third read is: t2 units 13-17 and t4 (t3 is empty), clipped at EOF.
+  EXPECT_EQ(f.PlanReadAhead(prefix + 60200, 100, 16384),
             (Keys{t(2, 13), t(2, 14), t(2, 15), t(2, 16), t(2, 17), t(4, 0)}));
   // Chunks already cached are left out.
   Bytes buf(10);
   ASSERT_TRUE(tree->Read(*h, prefix + kT2Begin + 14 * kChunk + 10, buf).ok());
   ASSERT_TRUE(tree->Read(*h, prefix + kT2Begin + 16 * kChunk + 10, buf).ok());
-  EXPECT_EQ(f.PlanReadAhead(prefix + 60200, 100, 16384),
+  EXPECT_EQ(f.PlanReadAhead(prefix + 60300, 100, 16384),
             (Keys{t(2, 13), t(2, 15), t(2, 17), t(4, 0)}));
   // A step back within the window still counts as sequential (readahead arrives out of order).
-  EXPECT_EQ(f.PlanReadAhead(prefix + 50000, 100, 16384).empty(), false);
+  EXPECT_EQ(f.PlanReadAhead(prefix + 50000, 10000, 16384).empty(), false);
   // The read reaching EOF plans nothing.
   EXPECT_EQ(f.PlanReadAhead(plain_.size() - 50, 50, 16384), Keys{});
   // Chunks larger than the window are skipped: a 1000-byte window after data offset 4990
   // holds t0 unit 1 (904 B), t1 (3 B) and the start of t2 unit 0 (4096 B).
-  EXPECT_EQ(f.PlanReadAhead(prefix + 4000, 990, 1000), Keys{});  // jump: sets the position
+  EXPECT_EQ(f.PlanReadAhead(prefix + 4000, 990, 1000), Keys{});  // jump: a new stream
+  EXPECT_EQ(f.PlanReadAhead(prefix + 4000, 990, 1000), Keys{});  // its second read
   EXPECT_EQ(f.PlanReadAhead(prefix + 4000, 990, 1000), (Keys{t(0, 1), t(1, 0)}));
   EXPECT_EQ(f.PlanReadAhead(prefix + 4990, 10, 0), Keys{}) << "a zero window plans nothing";
   // Passthrough files plan nothing.
   auto other = tree->Open(Ino(*tree, "config.json"));
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(other->file->PlanReadAhead(0, 3, 16384), Keys{});
+}
+
+TEST_F(ServedTreeTest, SparseReadsNearEachOtherAreNoStream) {
+  auto tree = MakeTree(PrefetchOptions(0, 0));
+  ASSERT_NE(tree, nullptr);
+  auto h = tree->Open(Ino(*tree, "model.safetensors"));
+  ASSERT_TRUE(h.ok());
+  const PlainFile& f = *h->file;
+  const uint64_t prefix = PrefixLen();
+  // Random readers land within the window of each other now and then; however many such
+  // reads, they cover too little of the range they span to be decrypted ahead of.
+  for (uint64_t off = 20000; off < 60000; off += 4000) {
+    EXPECT_TRUE(f.PlanReadAhead(prefix + off, 100, 16384).empty()) << off;
+  }
+  // Dense reads in the same place are a stream from the kConfirmReads-th read on.
+  for (uint64_t i = 0; i < PlainFile::kConfirmReads; ++i) {
+    EXPECT_EQ(f.PlanReadAhead(prefix + 60000 + i * 1000, 1000, 16384).empty(),
+              i + 1 < PlainFile::kConfirmReads)
+        << i;
+  }
 }
 
 TEST_F(ServedTreeTest, PlanReadAheadFollowsSeveralReadersOfOneFile) {
@@ -160,19 +223,21 @@ TEST_F(ServedTreeTest, PlanReadAheadFollowsSeveralReadersOfOneFile) {
   const uint64_t prefix = PrefixLen();
   constexpr uint64_t kWindow = 8192;  // > one 4096-byte chunk; readers start 10000 apart
   // `readers` sequential readers, interleaved read by read (100 bytes each), as several
-  // processes loading one shard would; returns how many reads after each reader's first
-  // were seen as sequential.
+  // processes loading one shard would; returns how many reads from each reader's
+  // kConfirmReads-th on were seen as sequential.
   auto interleave = [&](uint64_t readers, uint64_t base) {
     size_t sequential = 0;
-    for (uint64_t round = 0; round < 4; ++round) {
+    for (uint64_t round = 0; round < 5; ++round) {
       for (uint64_t r = 0; r < readers; ++r) {
         auto keys = f.PlanReadAhead(prefix + base + r * 10000 + round * 100, 100, kWindow);
-        if (round > 0 && !keys.empty()) ++sequential;
+        if (round + 1 >= PlainFile::kConfirmReads && !keys.empty()) ++sequential;
       }
     }
     return sequential;
   };
-  EXPECT_EQ(interleave(PlainFile::kReadStreams, 0), 3 * PlainFile::kReadStreams)
+  static_assert(PlainFile::kConfirmReads <= 5);
+  EXPECT_EQ(interleave(PlainFile::kReadStreams, 0),
+            (6 - PlainFile::kConfirmReads) * PlainFile::kReadStreams)
       << "each of kReadStreams interleaved readers keeps its read-ahead";
   // One reader more than there are streams: each read evicts the stream of the reader that
   // comes next, so nobody looks sequential (read-ahead is a hint; reads stay correct).
