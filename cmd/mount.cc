@@ -9,6 +9,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -113,6 +114,16 @@ int Serve(fs::ServedTree& tree, const MountArgs& args, int ready_fd) {
   return kExitOk;
 }
 
+// RaiseOpenFileLimit lifts the soft limit on open files to the hard one: the daemon keeps two
+// descriptors per encrypted file (page-cache and O_DIRECT reads), and the usual soft limit of
+// 1024 would refuse a directory of a few hundred shards. Best effort.
+void RaiseOpenFileLimit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
+  lim.rlim_cur = lim.rlim_max;
+  (void)::setrlimit(RLIMIT_NOFILE, &lim);
+}
+
 int Mount(const MountArgs& raw_args) {
   Status st = CheckPaths(raw_args);
   if (!st.ok()) return Fail(st);
@@ -126,6 +137,7 @@ int Mount(const MountArgs& raw_args) {
   if (!args.log_file.empty()) args.log_file = std::filesystem::absolute(args.log_file).string();
   auto resolver = keys::KeyResolver::Create({args.key_files, true, true});
   if (!resolver.ok()) return Fail(resolver.status());
+  RaiseOpenFileLimit();
   fs::ServeOptions sopt;
   sopt.cache_bytes = args.cache_mb << 20;
   sopt.decrypt_threads = args.decrypt_threads;

@@ -235,3 +235,33 @@ def test_daemon_does_not_leak_descriptors(mounter, model):
             os.close(fd)
     assert M.wait_until(lambda: fds() <= before + 4, 5), \
         f"daemon descriptors grew from {before} to {fds()} over 600 open/close cycles"
+
+
+def test_many_files_under_a_low_soft_open_file_limit(ctfs, keys, mounter, tmp_path):
+    """The daemon keeps two descriptors per encrypted file; it lifts the soft RLIMIT_NOFILE it
+    inherits to the hard limit, so a directory with more files than the soft limit allows
+    still mounts and serves every file."""
+    import resource
+    from safetensors.numpy import save_file
+    import numpy as np
+
+    n_files, soft = 48, 64  # 2 * 48 descriptors do not fit under 64
+    soft_now, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 4 * n_files:
+        pytest.skip(f"hard RLIMIT_NOFILE {hard} too low for this test")
+    plain, enc = tmp_path / "plain", tmp_path / "enc"
+    plain.mkdir()
+    for i in range(n_files):
+        save_file({"w": np.full(1000 + i, i, dtype=np.int16)}, str(plain / f"s{i:02d}.safetensors"))
+    ctfs.ok("encrypt", plain, enc, "--key", keys.full, "-q", timeout=120)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))  # inherited by `ctfs mount`
+    try:
+        m = mounter.mount(enc)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft_now, hard))
+    limits = Path(f"/proc/{m.pid}/limits").read_text()
+    line = next(l for l in limits.splitlines() if l.startswith("Max open files"))
+    assert line.split()[3] != str(soft), f"soft limit not raised: {line}"
+    for i in range(n_files):
+        got = (m.mnt / f"s{i:02d}.safetensors").read_bytes()
+        assert got == (plain / f"s{i:02d}.safetensors").read_bytes(), f"s{i:02d}"
