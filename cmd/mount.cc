@@ -142,6 +142,7 @@ int Mount(const MountArgs& raw_args) {
   sopt.cache_bytes = args.cache_mb << 20;
   sopt.decrypt_threads = args.decrypt_threads;
   sopt.prefetch_bytes = args.prefetch_mb << 20;
+  sopt.prefetch_threads = args.prefetch_threads;
   sopt.direct_io = args.direct_io;
   sopt.allow_bad_files = args.allow_bad_files;
   std::vector<std::string> warnings;
@@ -217,6 +218,10 @@ CLI::App* AddMount(CLI::App& app, MountArgs& args) {
                 "Decrypt this many MiB ahead of sequential readers (default 16; 0 = off; "
                 "more than --cache-mb only evicts what was decrypted ahead)")
       ->check(CLI::Range(size_t{0}, size_t{1} << 16));
+  c->add_option("--prefetch-threads", args.prefetch_threads,
+                "Threads decrypting ahead (default 4); with direct I/O each keeps one read of "
+                "up to 4 MiB in flight (at most --prefetch-mb / 4 in all)")
+      ->check(CLI::Range(size_t{1}, size_t{256}));
   c->add_option("--read-ahead-kb", args.read_ahead_kb,
                 "Readahead window of the mount in KiB (default 4096; 0 = kernel default)")
       ->check(CLI::Range(size_t{0}, size_t{1} << 20));

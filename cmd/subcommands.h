@@ -67,6 +67,7 @@ struct MountArgs {
   size_t threads = 16;
   size_t decrypt_threads = 2;
   size_t prefetch_mb = 16;
+  size_t prefetch_threads = 4;
   bool direct_io = true;
   size_t read_ahead_kb = 4096;
   bool allow_other = false;

@@ -204,7 +204,8 @@ def test_usage_errors_and_help(ctfs):
 
 @pytest.mark.parametrize("opt,bad", [("--cache-mb", "1048577"), ("--prefetch-mb", "65537"),
                                      ("--prefetch-mb", "-1"), ("--threads", "0"),
-                                     ("--decrypt-threads", "257"), ("--read-ahead-kb", "x")])
+                                     ("--decrypt-threads", "257"), ("--read-ahead-kb", "x"),
+                                     ("--prefetch-threads", "0"), ("--prefetch-threads", "257")])
 def test_mount_option_ranges(ctfs, tmp_path, opt, bad):
     """Out-of-range tuning options are usage errors naming the option; nothing is mounted."""
     src, mnt = tmp_path / "src", tmp_path / "mnt"

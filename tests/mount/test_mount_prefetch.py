@@ -83,8 +83,9 @@ def daemon_stats(log_path):
     (["--cache-mb", "1", "--prefetch-mb", "2", "--decrypt-threads", "0"], True),
     (["--cache-mb", "0"], False),  # nothing to prefetch into
     (["--no-direct-io"], True),
+    (["--prefetch-threads", "1"], True),
 ], ids=["prefetch0", "default", "cache1M", "cache1M-prefetch2M-nodecryptthreads", "cache0",
-        "no-direct-io"])
+        "no-direct-io", "one-prefetch-thread"])
 def test_sequential_reads_under_prefetch_options(ctfs, mounter, model, opts, prefetching):
     m = mounter.mount(model.enc, args=opts)
     assert len(model.encrypted) == 4
