@@ -97,6 +97,28 @@ class ServedTreeTest : public ::testing::Test {
     return std::move(*tree);
   }
 
+  // Detector: a tree without prefetcher and its model.safetensors open, so that PlanReadAhead
+  // (the sequential-access detector) is the test's alone.
+  struct Detector {
+    std::unique_ptr<ServedTree> tree;
+    OpenHandle handle;
+    const PlainFile& file() const { return *handle.file; }
+  };
+  static ServeOptions PrefetchOptionsNone() {
+    ServeOptions opt;
+    opt.prefetch_bytes = 0;
+    opt.prefetch_threads = 0;
+    return opt;
+  }
+  std::optional<Detector> MakeDetector() {
+    auto tree = MakeTree(PrefetchOptionsNone());
+    if (tree == nullptr) return std::nullopt;
+    auto h = tree->Open(Ino(*tree, "model.safetensors"));
+    EXPECT_TRUE(h.ok()) << h.status().ToString();
+    if (!h.ok()) return std::nullopt;
+    return Detector{std::move(tree), std::move(*h)};
+  }
+
   static uint64_t Ino(const ServedTree& tree, const std::string& name) {
     const TreeNode* n = tree.tree().Lookup(kRootIno, name);
     EXPECT_NE(n, nullptr) << name;

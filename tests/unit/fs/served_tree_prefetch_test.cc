@@ -195,11 +195,9 @@ TEST_F(ServedTreeTest, PlanReadAheadDetectsSequentialAccess) {
 }
 
 TEST_F(ServedTreeTest, SparseReadsNearEachOtherAreNoStream) {
-  auto tree = MakeTree(PrefetchOptions(0, 0));
-  ASSERT_NE(tree, nullptr);
-  auto h = tree->Open(Ino(*tree, "model.safetensors"));
-  ASSERT_TRUE(h.ok());
-  const PlainFile& f = *h->file;
+  auto d = MakeDetector();
+  ASSERT_TRUE(d.has_value());
+  const PlainFile& f = d->file();
   const uint64_t prefix = PrefixLen();
   // Random readers land within the window of each other now and then; however many such
   // reads, they cover too little of the range they span to be decrypted ahead of.
@@ -215,11 +213,9 @@ TEST_F(ServedTreeTest, SparseReadsNearEachOtherAreNoStream) {
 }
 
 TEST_F(ServedTreeTest, PlanReadAheadFollowsSeveralReadersOfOneFile) {
-  auto tree = MakeTree(PrefetchOptions(0, 0));
-  ASSERT_NE(tree, nullptr);
-  auto h = tree->Open(Ino(*tree, "model.safetensors"));
-  ASSERT_TRUE(h.ok());
-  const PlainFile& f = *h->file;
+  auto d = MakeDetector();
+  ASSERT_TRUE(d.has_value());
+  const PlainFile& f = d->file();
   const uint64_t prefix = PrefixLen();
   constexpr uint64_t kWindow = 8192;  // > one 4096-byte chunk; readers start 10000 apart
   // `readers` sequential readers, interleaved read by read (100 bytes each), as several
