@@ -2,6 +2,7 @@
 #include "fs/chunk_cache.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "base/check.h"
 #include "base/secret_bytes.h"
@@ -35,7 +36,18 @@ Result<ChunkCache::Chunk> ChunkCache::GetOrLoad(const Key& key, size_t len, cons
     }
   }
   // A hit may still be loading on another thread: wait for it outside the lock.
-  if (pending.valid()) return pending.get();
+  if (pending.valid()) {
+    if (pending.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      const auto t0 = std::chrono::steady_clock::now();
+      pending.wait();
+      const auto waited = std::chrono::steady_clock::now() - t0;
+      std::lock_guard<std::mutex> lock(mu_);
+      ++waits_;
+      wait_ns_ += static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count());
+    }
+    return pending.get();
+  }
   Result<Chunk> r = run_loader();
   Finish(key, load_id, len, r);
   promise.set_value(r);
@@ -198,6 +210,16 @@ size_t ChunkCache::peak_cached_bytes() const {
 uint64_t ChunkCache::hits() const {
   std::lock_guard<std::mutex> lock(mu_);
   return hits_;
+}
+
+uint64_t ChunkCache::waits() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return waits_;
+}
+
+uint64_t ChunkCache::wait_ns() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return wait_ns_;
 }
 
 uint64_t ChunkCache::misses() const {

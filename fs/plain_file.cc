@@ -135,19 +135,22 @@ Result<bool> PlainFile::ReadSpans(uint64_t plain_off, size_t len, ChunkSpans& ou
 }
 
 std::vector<ChunkCache::Key> PlainFile::PlanReadAhead(uint64_t plain_off, uint64_t len,
-                                                      uint64_t ahead_len) const {
+                                                      AheadWindow window) const {
   std::vector<ChunkCache::Key> keys;
-  if (!encrypted_ || ahead_len == 0 || plain_off >= size_) return keys;
+  if (!encrypted_ || window.max_len == 0 || plain_off >= size_) return keys;
   const uint64_t end = std::min(plain_off + len, size_);
-  const bool sequential = ContinueStream(plain_off, end, std::min(ahead_len, kStreamSlack));
+  const std::optional<uint64_t> streamed =
+      ContinueStream(plain_off, end, std::min(window.max_len, kStreamSlack));
   const uint64_t prefix_len = encrypted_->plain_prefix().size();
-  if (!sequential || end >= size_) return keys;
+  if (!streamed || end >= size_) return keys;
+  const uint64_t ahead_len =
+      std::min(window.max_len, std::max(window.first_len, 2 * std::min(*streamed, window.max_len)));
   const uint64_t ahead_off = std::max(end, prefix_len) - prefix_len;
   const uint64_t data_len = size_ - prefix_len;
   auto pieces = encrypted_->MapDataRange(ahead_off, std::min(ahead_len, data_len - ahead_off));
   if (!pieces.ok()) return keys;
   for (const EncryptedFile::RangePiece& p : *pieces) {
-    if (!p.encrypted || p.unit_len > ahead_len) continue;
+    if (!p.encrypted || p.unit_len > window.max_len) continue;
     ChunkCache::Key key{file_id_, p.tensor, p.unit};
     if (!keys.empty() && keys.back() == key) continue;
     if (cache_->WantsPrefetch(key)) keys.push_back(key);
@@ -155,7 +158,8 @@ std::vector<ChunkCache::Key> PlainFile::PlanReadAhead(uint64_t plain_off, uint64
   return keys;
 }
 
-bool PlainFile::ContinueStream(uint64_t plain_off, uint64_t end, uint64_t window) const {
+std::optional<uint64_t> PlainFile::ContinueStream(uint64_t plain_off, uint64_t end,
+                                                  uint64_t window) const {
   std::lock_guard<std::mutex> lock(streams_mu_);
   const uint64_t now = ++stream_clock_;
   ReadStream* best = nullptr;
@@ -187,7 +191,8 @@ bool PlainFile::ContinueStream(uint64_t plain_off, uint64_t end, uint64_t window
   st.hi = std::max(st.hi, end);
   st.bytes += len;
   if (st.reads >= kConfirmReads && 2 * st.bytes >= st.hi - st.lo) st.confirmed = true;
-  return continues && st.confirmed;
+  if (!continues || !st.confirmed) return std::nullopt;
+  return st.bytes;
 }
 
 uint64_t PlainFile::RunUnits(size_t tensor, uint64_t run_len) const {

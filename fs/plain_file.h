@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,16 +59,24 @@ class PlainFile {
   // file: use Read then.
   Result<bool> ReadSpans(uint64_t plain_off, size_t len, ChunkSpans& out) const;
 
+  // How far to read ahead of a stream: `first_len` once it is confirmed, then twice what it
+  // has read, up to `max_len` (a 0 max: nothing). Kernel readahead grows its window the same
+  // way: a reader of the first bytes of a file only (a header probe) costs little decryption.
+  struct AheadWindow {
+    uint64_t first_len = 0;
+    uint64_t max_len = 0;
+  };
   // PlanReadAhead is called after a read of [plain_off, plain_off + len). If that read
   // continues one of the last kReadStreams read streams of this file (starts within
-  // min(`ahead_len`, kStreamSlack) of its end, either way: the kernel sends readahead requests
-  // somewhat out of order; several readers may scan one file at once) and that stream has had
-  // kConfirmReads reads, it returns the keys of the chunks in the next `ahead_len` bytes that
-  // are not cached yet, in file order; otherwise (random access, a stream not yet confirmed,
-  // or a passthrough file) nothing (see ContinueStream). A scan from offset 0 counts as
-  // confirmed at once. Chunks larger than `ahead_len` (v1 whole tensors) are skipped.
+  // min(`window.max_len`, kStreamSlack) of its end, either way: the kernel sends readahead
+  // requests somewhat out of order; several readers may scan one file at once) and that stream
+  // has had kConfirmReads reads, it returns the keys of the chunks in the stream's window after
+  // the read (see AheadWindow) that are not cached yet, in file order; otherwise (random access,
+  // a stream not yet confirmed, or a passthrough file) nothing (see ContinueStream). A scan from
+  // offset 0 counts as confirmed at once. Chunks larger than the window (v1 whole tensors) are
+  // skipped.
   std::vector<ChunkCache::Key> PlanReadAhead(uint64_t plain_off, uint64_t len,
-                                             uint64_t ahead_len) const;
+                                             AheadWindow window) const;
 
   // RunHead maps a chunk from PlanReadAhead to its decrypt-ahead run: runs are aligned groups
   // of consecutive chunks of one tensor, `run_len` bytes (at least one chunk), read from disk
@@ -118,13 +127,14 @@ class PlainFile {
     uint64_t bytes = 0;      // bytes it read
     bool confirmed = false;  // kConfirmReads reads, at least half of [lo, hi) read
   };
-  // ContinueStream records a read of [plain_off, end); true if it continues a confirmed
-  // stream (the closest within `window` of `plain_off`), false otherwise (a read continuing
+  // ContinueStream records a read of [plain_off, end); if it continues a confirmed stream (the
+  // closest within `window` of `plain_off`), the bytes that stream has read, this read
+  // included; nullopt otherwise (a read continuing
   // no stream starts a new one, replacing the least recently used). A stream is confirmed by
   // kConfirmReads reads, each no further from the last than the stream has read so far (or
   // than it is long), that cover at least half the range they span: random reads that happen
   // to land within `window` of each other are sparse and do not qualify.
-  bool ContinueStream(uint64_t plain_off, uint64_t end, uint64_t window) const;
+  std::optional<uint64_t> ContinueStream(uint64_t plain_off, uint64_t end, uint64_t window) const;
   mutable std::mutex streams_mu_;
   mutable std::array<ReadStream, kReadStreams> streams_{};  // GUARDED_BY(streams_mu_)
   mutable uint64_t stream_clock_ = 0;                       // GUARDED_BY(streams_mu_)

@@ -28,9 +28,12 @@
 namespace ctfs::fs {
 
 struct ServeOptions {
-  size_t cache_bytes = 256u << 20;       // decrypted-chunk cache cap
-  size_t decrypt_threads = 2;            // helpers for multi-chunk reads (plus the reading thread)
-  size_t prefetch_bytes = 16u << 20;     // decrypt this far ahead of sequential readers; 0 = off
+  size_t cache_bytes = 256u << 20;    // decrypted-chunk cache cap
+  size_t decrypt_threads = 2;         // helpers for multi-chunk reads (plus the reading thread)
+  size_t prefetch_bytes = 16u << 20;  // decrypt this far ahead of sequential readers; 0 = off
+  // A new stream's window: it grows to twice what the stream has read, up to prefetch_bytes,
+  // so that a reader of a file's first bytes only (a header probe) costs little decryption.
+  size_t prefetch_first_bytes = 1u << 20;
   size_t prefetch_threads = 4;           // background threads for that (mostly waiting for disk)
   size_t prefetch_run_bytes = 4u << 20;  // chunks decrypted ahead are read in runs this long
   bool direct_io = true;         // decrypt ahead from O_DIRECT reads (needs prefetch and a cache)

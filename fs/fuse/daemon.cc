@@ -200,9 +200,10 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
 
   const ChunkCache& cache = tree.cache();
   spdlog::info(
-      "chunk cache: {} hits, {} misses, {} prefetch jobs, peak {} MiB cached, {} buffers mapped",
-      cache.hits(), cache.misses(), tree.prefetched(), cache.peak_cached_bytes() >> 20,
-      cache.pool().mapped_count());
+      "chunk cache: {} hits ({} waited for a load in flight, {} ms in all), {} misses, {} "
+      "prefetch jobs, peak {} MiB cached, {} buffers mapped",
+      cache.hits(), cache.waits(), cache.wait_ns() / 1000000, cache.misses(), tree.prefetched(),
+      cache.peak_cached_bytes() >> 20, cache.pool().mapped_count());
   tree.Revoke();  // idempotent: wipe keys and cached plaintext in every exit path
   signals.Restore();
   g_signal_pipe_write = -1;

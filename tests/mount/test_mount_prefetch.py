@@ -68,11 +68,12 @@ def read_direct_sequential(path, piece):
 def daemon_stats(log_path):
     """The chunk-cache line the daemon logs when it unmounts."""
     text = open(log_path, errors="replace").read()
-    found = re.findall(r"chunk cache: (\d+) hits, (\d+) misses, (\d+) prefetch jobs, "
-                       r"peak (\d+) MiB cached", text)
+    found = re.findall(r"chunk cache: (\d+) hits \((\d+) waited for a load in flight, \d+ ms "
+                       r"in all\), (\d+) misses, (\d+) prefetch jobs, peak (\d+) MiB cached", text)
     assert found, f"no chunk cache summary in the daemon log:\n{text[-3000:]}"
-    hits, misses, jobs, peak = map(int, found[-1])
-    return {"hits": hits, "misses": misses, "jobs": jobs, "peak_mib": peak}
+    hits, waits, misses, jobs, peak = map(int, found[-1])
+    assert waits <= hits, found[-1]
+    return {"hits": hits, "waits": waits, "misses": misses, "jobs": jobs, "peak_mib": peak}
 
 
 @pytest.mark.timeout_s(120)
@@ -206,3 +207,23 @@ def test_direct_io_keeps_the_ciphertext_out_of_the_page_cache(mounter, big_model
     else:
         assert after > 0.9, (f"only {after:.0%} of the ciphertext is in the page cache after "
                              f"a buffered read through the mount (the test cannot fail)")
+
+
+@pytest.mark.timeout_s(120)
+def test_a_header_probe_decrypts_little_ahead(ctfs, mounter, big_model):
+    """A reader of the safetensors header only (as tools listing tensors are) starts a small
+    read-ahead window that grows only as the reader goes on: a probe of the 48 MiB file
+    decrypts about one 4 MiB run ahead (16 chunks of 256 KiB), not the 16 MiB window (64)."""
+    if extra_sets("--prefetch-mb") or extra_sets("--cache-mb") or extra_sets("--log-level"):
+        pytest.skip("$CTFS_MOUNT_ARGS overrides the options the counts below depend on")
+    plain, backing = big_model
+    want = plain.read_bytes()
+    m = mounter.mount(backing.parent)
+    with open(m.mnt / backing.name, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        assert f.read(n) == want[8:8 + n]
+    r = ctfs.run("umount", m.mnt, timeout=30)
+    assert r.rc == 0, r.describe() + "\n" + m.log_tail()
+    assert M.wait_until(lambda: not M.alive(m.pid), 10), m.log_tail()
+    stats = daemon_stats(m.log)
+    assert 0 < stats["misses"] <= 24, f"a header probe decrypted too much: {stats}"

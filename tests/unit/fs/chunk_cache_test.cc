@@ -34,6 +34,7 @@ TEST(ChunkCache, HitsAfterFirstLoadAndEvictsByBytes) {
   }
   EXPECT_EQ(calls.load(), 1);
   EXPECT_EQ(cache.hits(), 2u);
+  EXPECT_EQ(cache.waits(), 0u) << "the chunk was ready: no hit waited";
   // Three more distinct chunks of 100 bytes: the least recently used one is evicted.
   for (uint64_t unit = 1; unit <= 3; ++unit) {
     ASSERT_TRUE(cache.GetOrLoad({1, 0, unit}, 100, Fill(1, &calls)).ok());
@@ -109,6 +110,23 @@ struct GatedLoader {
     };
   }
 };
+
+TEST(ChunkCache, HitOnALoadInFlightCountsAsAWait) {
+  ChunkCache cache(1 << 20);
+  const ChunkCache::Key key{3, 0, 0};
+  GatedLoader gate;
+  std::thread loader([&] { EXPECT_TRUE(cache.GetOrLoad(key, 100, gate.loader(1)).ok()); });
+  gate.started.get_future().wait();
+  std::thread waiter([&] { EXPECT_TRUE(cache.GetOrLoad(key, 100, gate.loader(2)).ok()); });
+  while (cache.hits() < 1) std::this_thread::yield();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the waiter blocks meanwhile
+  gate.release.set_value();
+  loader.join();
+  waiter.join();
+  EXPECT_EQ(cache.waits(), 1u);
+  EXPECT_GE(cache.wait_ns(), 1000000u) << "it waited for most of the 200 ms";
+  EXPECT_EQ(gate.calls.load(), 1);
+}
 
 TEST(ChunkCache, ChunkServedWholeIsDroppedAndNotBefore) {
   ChunkCache cache(1 << 20);

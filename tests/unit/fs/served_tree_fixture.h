@@ -119,6 +119,9 @@ class ServedTreeTest : public ::testing::Test {
     return Detector{std::move(tree), std::move(*h)};
   }
 
+  // Flat: a read-ahead window of `len` from a stream's first read on (no growth).
+  static PlainFile::AheadWindow Flat(uint64_t len) { return {.first_len = len, .max_len = len}; }
+
   static uint64_t Ino(const ServedTree& tree, const std::string& name) {
     const TreeNode* n = tree.tree().Lookup(kRootIno, name);
     EXPECT_NE(n, nullptr) << name;

@@ -163,35 +163,64 @@ TEST_F(ServedTreeTest, PlanReadAheadDetectsSequentialAccess) {
   ASSERT_EQ(f.encrypted_file()->plain_prefix().size(), prefix);
   using Keys = std::vector<ChunkCache::Key>;
   auto t = [&](uint64_t tensor, uint64_t unit) { return ChunkCache::Key{ino, tensor, unit}; };
-  EXPECT_EQ(f.PlanReadAhead(0, prefix, 16384),
+  EXPECT_EQ(f.PlanReadAhead(0, prefix, Flat(16384)),
             (Keys{t(0, 0), t(0, 1), t(1, 0), t(2, 0), t(2, 1), t(2, 2)}));
   // A far jump is random access: nothing; nor for the read continuing it (two reads near each
   // other are not yet a stream).
-  EXPECT_EQ(f.PlanReadAhead(prefix + 60000, 100, 16384), Keys{});
-  EXPECT_EQ(f.PlanReadAhead(prefix + 60100, 100, 16384), Keys{});
+  EXPECT_EQ(f.PlanReadAhead(prefix + 60000, 100, Flat(16384)), Keys{});
+  EXPECT_EQ(f.PlanReadAhead(prefix + 60100, 100, Flat(16384)), Keys{});
   // The third read is: t2 units 13-17 and t4 (t3 is empty), clipped at EOF.
-  EXPECT_EQ(f.PlanReadAhead(prefix + 60200, 100, 16384),
+  EXPECT_EQ(f.PlanReadAhead(prefix + 60200, 100, Flat(16384)),
             (Keys{t(2, 13), t(2, 14), t(2, 15), t(2, 16), t(2, 17), t(4, 0)}));
   // Chunks already cached are left out.
   Bytes buf(10);
   ASSERT_TRUE(tree->Read(*h, prefix + kT2Begin + 14 * kChunk + 10, buf).ok());
   ASSERT_TRUE(tree->Read(*h, prefix + kT2Begin + 16 * kChunk + 10, buf).ok());
-  EXPECT_EQ(f.PlanReadAhead(prefix + 60300, 100, 16384),
+  EXPECT_EQ(f.PlanReadAhead(prefix + 60300, 100, Flat(16384)),
             (Keys{t(2, 13), t(2, 15), t(2, 17), t(4, 0)}));
   // A step back within the window still counts as sequential (readahead arrives out of order).
-  EXPECT_EQ(f.PlanReadAhead(prefix + 50000, 10000, 16384).empty(), false);
+  EXPECT_EQ(f.PlanReadAhead(prefix + 50000, 10000, Flat(16384)).empty(), false);
   // The read reaching EOF plans nothing.
-  EXPECT_EQ(f.PlanReadAhead(plain_.size() - 50, 50, 16384), Keys{});
+  EXPECT_EQ(f.PlanReadAhead(plain_.size() - 50, 50, Flat(16384)), Keys{});
   // Chunks larger than the window are skipped: a 1000-byte window after data offset 4990
   // holds t0 unit 1 (904 B), t1 (3 B) and the start of t2 unit 0 (4096 B).
-  EXPECT_EQ(f.PlanReadAhead(prefix + 4000, 990, 1000), Keys{});  // jump: a new stream
-  EXPECT_EQ(f.PlanReadAhead(prefix + 4000, 990, 1000), Keys{});  // its second read
-  EXPECT_EQ(f.PlanReadAhead(prefix + 4000, 990, 1000), (Keys{t(0, 1), t(1, 0)}));
-  EXPECT_EQ(f.PlanReadAhead(prefix + 4990, 10, 0), Keys{}) << "a zero window plans nothing";
+  EXPECT_EQ(f.PlanReadAhead(prefix + 4000, 990, Flat(1000)), Keys{});  // jump: a new stream
+  EXPECT_EQ(f.PlanReadAhead(prefix + 4000, 990, Flat(1000)), Keys{});  // its second read
+  EXPECT_EQ(f.PlanReadAhead(prefix + 4000, 990, Flat(1000)), (Keys{t(0, 1), t(1, 0)}));
+  EXPECT_EQ(f.PlanReadAhead(prefix + 4990, 10, Flat(0)), Keys{}) << "a zero window plans nothing";
   // Passthrough files plan nothing.
   auto other = tree->Open(Ino(*tree, "config.json"));
   ASSERT_TRUE(other.ok());
-  EXPECT_EQ(other->file->PlanReadAhead(0, 3, 16384), Keys{});
+  EXPECT_EQ(other->file->PlanReadAhead(0, 3, Flat(16384)), Keys{});
+}
+
+TEST_F(ServedTreeTest, ReadAheadWindowGrowsWithTheStream) {
+  auto d = MakeDetector();
+  ASSERT_TRUE(d.has_value());
+  const PlainFile& f = d->file();
+  const uint64_t ino = Ino(*d->tree, "model.safetensors");
+  const uint64_t prefix = PrefixLen();
+  using Keys = std::vector<ChunkCache::Key>;
+  const PlainFile::AheadWindow w{.first_len = kChunk, .max_len = 8 * kChunk};
+  ASSERT_LT(2 * prefix, w.first_len);
+  // A header probe at offset 0 (a confirmed stream at once) gets the first window, one chunk,
+  // not the whole window.
+  EXPECT_EQ(f.PlanReadAhead(0, prefix, w), (Keys{ChunkCache::Key{ino, 0, 0}}));
+  // As the stream reads on, the window is twice what it has read, up to the maximum: the last
+  // chunk planned is the one holding the window's last byte (all in t2 here).
+  uint64_t streamed = prefix;
+  uint64_t ahead_len = 0;
+  for (uint64_t data_off = 0; data_off + kChunk <= 9 * kChunk; data_off += kChunk) {
+    const Keys keys = f.PlanReadAhead(prefix + data_off, kChunk, w);
+    streamed += kChunk;
+    ahead_len = std::min(w.max_len, std::max(w.first_len, 2 * streamed));
+    const uint64_t last = data_off + kChunk + ahead_len - 1;
+    ASSERT_GE(last, kT2Begin);
+    ASSERT_FALSE(keys.empty()) << data_off;
+    EXPECT_EQ(keys.back(), (ChunkCache::Key{ino, 2, (last - kT2Begin) / kChunk}))
+        << "read at data offset " << data_off << ", window " << ahead_len;
+  }
+  EXPECT_EQ(ahead_len, w.max_len) << "the loop reads far enough to reach the cap";
 }
 
 TEST_F(ServedTreeTest, SparseReadsNearEachOtherAreNoStream) {
@@ -202,11 +231,11 @@ TEST_F(ServedTreeTest, SparseReadsNearEachOtherAreNoStream) {
   // Random readers land within the window of each other now and then; however many such
   // reads, they cover too little of the range they span to be decrypted ahead of.
   for (uint64_t off = 20000; off < 60000; off += 4000) {
-    EXPECT_TRUE(f.PlanReadAhead(prefix + off, 100, 16384).empty()) << off;
+    EXPECT_TRUE(f.PlanReadAhead(prefix + off, 100, Flat(16384)).empty()) << off;
   }
   // Dense reads in the same place are a stream from the kConfirmReads-th read on.
   for (uint64_t i = 0; i < PlainFile::kConfirmReads; ++i) {
-    EXPECT_EQ(f.PlanReadAhead(prefix + 60000 + i * 1000, 1000, 16384).empty(),
+    EXPECT_EQ(f.PlanReadAhead(prefix + 60000 + i * 1000, 1000, Flat(16384)).empty(),
               i + 1 < PlainFile::kConfirmReads)
         << i;
   }
@@ -225,7 +254,7 @@ TEST_F(ServedTreeTest, PlanReadAheadFollowsSeveralReadersOfOneFile) {
     size_t sequential = 0;
     for (uint64_t round = 0; round < 5; ++round) {
       for (uint64_t r = 0; r < readers; ++r) {
-        auto keys = f.PlanReadAhead(prefix + base + r * 10000 + round * 100, 100, kWindow);
+        auto keys = f.PlanReadAhead(prefix + base + r * 10000 + round * 100, 100, Flat(kWindow));
         if (round + 1 >= PlainFile::kConfirmReads && !keys.empty()) ++sequential;
       }
     }
