@@ -11,6 +11,7 @@ results.md / results.json. Targets are reported, never asserted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import mmap
@@ -90,7 +91,8 @@ class Bench:
         self.mnt = self.work / "mnt"
         self.logdir = self.work / "logs"
         self.logdir.mkdir(parents=True, exist_ok=True)
-        self.results: dict = {"tests": {}, "daemon_hwm_kib": {}, "notes": [], "skipped": []}
+        self.rep = 0  # the repeat under way
+        self.results: dict = {"tests": {}, "repeat_of": {}, "daemon_hwm_kib": {}, "notes": [], "skipped": []}
         self.failures: list[str] = []
         self.hwm: dict = {}        # (size label, test, variant) -> [KiB]
 
@@ -98,6 +100,9 @@ class Bench:
     def record(self, test, variant, phase, value):
         self.results["tests"].setdefault(test, {}).setdefault(variant, {}).setdefault(phase, []) \
             .append(value)
+        # which repeat each sample is from: the report pairs variants repeat by repeat
+        self.results["repeat_of"].setdefault(test, {}).setdefault(variant, {}) \
+            .setdefault(phase, []).append(self.rep)
 
     def note_hwm(self, size, test, variant, m):
         if m is not None and m.kind == "ctfs":
@@ -135,7 +140,7 @@ class Bench:
             if m is not None:
                 self.record("mount time", variant, "s", m.mount_seconds)
             drop_caches()
-            for phase in ("cold", "warm"):
+            for phase in ("cold", *["warm"] * self.a.warm_passes):
                 cpu0 = m.cpu_seconds() if m is not None else None
                 nbytes, secs = fn(root, self.rel)
                 if nbytes != model["bytes"]:
@@ -182,7 +187,7 @@ class Bench:
         rss_test = "loader peak RSS" + (" (pt)" if framework == "pt" else "")
         try:
             drop_caches()
-            for phase in ("cold", "warm"):
+            for phase in ("cold", *["warm"] * self.a.warm_passes):
                 out = run(argv, timeout=3600)
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 self.record(f"safetensors load ({framework})", variant, phase, r["seconds"])
@@ -262,25 +267,30 @@ class Bench:
 
         for rep in range(a.repeats):
             log(f"repeat {rep + 1}/{a.repeats}")
-            for v in variants:
+            self.rep = rep
+
+            def order(vs):  # each repeat starts with another variant: no fixed-order bias
+                k = rep % len(vs)
+                return vs[k:] + vs[:k]
+            for v in order(variants):
                 self.guarded(f"seq read {v}", self.cold_warm, "sequential read 1 MiB", seq_read, v,
                              model)
-            for v in variants:
+            for v in order(variants):
                 self.guarded(f"mmap {v}", self.cold_warm, "mmap touch every page", mmap_touch, v,
                              model)
             if have_fio:
                 for bs in ("4k", "64k"):
-                    for v in (CTFS_V, PLAINFUSE_V):
+                    for v in order([CTFS_V, PLAINFUSE_V]):
                         self.guarded(f"fio {bs} {v}", self.fio, v, model, bs)
-            for v in (CTFS_V, DISK_V, PLAINFUSE_V, REF_V):
+            for v in order([CTFS_V, DISK_V, PLAINFUSE_V, REF_V]):
                 self.guarded(f"st load {v}", self.st_load, v, model)
             if PY_TORCH.exists():
-                for v in (CTFS_V, DISK_V, PLAINFUSE_V, REF_V):
+                for v in order([CTFS_V, DISK_V, PLAINFUSE_V, REF_V]):
                     self.guarded(f"st load pt {v}", self.st_load, v, model, "main", "pt")
             if llama:
-                for v in (CTFS_V, DISK_V):
+                for v in order([CTFS_V, DISK_V]):
                     self.guarded(f"transformers {v}", self.hf_load, v, llama)
-            for which in ("ctfs encrypt", "cp -r"):
+            for which in order(["ctfs encrypt", "cp -r"]):
                 self.guarded(which, self.encrypt_vs_cp, model, which)
 
         # (6) second model size: daemon RSS only
@@ -289,7 +299,6 @@ class Bench:
             m2 = fixture.ensure_model(self.work, a.second_size_gib, self.full, False, self.logdir)
             saved = self.rel
             self.rel = [str(p.relative_to(m2["plain"])) for p in tree_files(m2["plain"])]
-            self.results_second = {}
             self.guarded("seq read (2nd size)", self.cold_warm_second, "sequential read 1 MiB",
                          seq_read, m2)
             self.guarded("mmap (2nd size)", self.cold_warm_second, "mmap touch every page",
@@ -299,21 +308,23 @@ class Bench:
             self.results["fixture"]["second_bytes"] = m2["bytes"]
         return 0
 
-    def cold_warm_second(self, test, fn, model):
-        keep = self.results["tests"]
-        self.results["tests"] = {}
+    @contextlib.contextmanager
+    def timings_dropped(self):
+        """The second model size is measured for the daemon's RSS only: its timings go."""
+        keep = {k: self.results[k] for k in ("tests", "repeat_of")}
+        self.results["tests"], self.results["repeat_of"] = {}, {}
         try:
-            self.cold_warm(test, fn, CTFS_V, model, size="second")
+            yield
         finally:
-            self.results["tests"] = keep
+            self.results.update(keep)
+
+    def cold_warm_second(self, test, fn, model):
+        with self.timings_dropped():
+            self.cold_warm(test, fn, CTFS_V, model, size="second")
 
     def st_load_second(self, model):
-        keep = self.results["tests"]
-        self.results["tests"] = {}
-        try:
+        with self.timings_dropped():
             self.st_load(CTFS_V, model, size="second")
-        finally:
-            self.results["tests"] = keep
 
 
 def _tensor_count(path: Path) -> int:
@@ -352,13 +363,18 @@ def parse(argv):
     p.add_argument("--work", default="/var/tmp/ctfs-bench", help="fixtures and mountpoints")
     p.add_argument("--out", default=None, help="directory for results.md and results.json "
                                                "(default: WORK/results)")
+    p.add_argument("--warm-passes", type=int, default=3,
+                   help="warm passes after each cold one, same mount (default 3): warm timings "
+                        "on this VM vary by up to 1.7x with no work in the daemon")
     p.add_argument("--fio-runtime", type=int, default=10, help="seconds per fio run (default 10)")
     p.add_argument("--no-transformers", action="store_true", help="skip from_pretrained")
     p.add_argument("--ctfs-arg", action="append", default=[],
                    help="extra argument for ctfs mount (repeatable), e.g. --ctfs-arg=--cache-mb=64")
     a = p.parse_args(argv)
+    if a.repeats < 1 or a.warm_passes < 1:
+        p.error("--repeats and --warm-passes must be at least 1")
     if a.smoke:
-        a.size_gib, a.repeats, a.fio_runtime = 0.02, 1, 1
+        a.size_gib, a.repeats, a.fio_runtime, a.warm_passes = 0.02, 1, 1, 1
         if a.second_size_gib is None:
             a.second_size_gib = 0.04
         a.work = a.work.rstrip("/") + "-smoke" if a.work == "/var/tmp/ctfs-bench" else a.work

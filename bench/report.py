@@ -2,6 +2,8 @@
 """Turns the raw measurements into the markdown table, the target check and the JSON."""
 from __future__ import annotations
 
+import statistics
+
 from util import summary
 
 # test -> (unit, higher is better, baseline variant for the ratio column)
@@ -38,6 +40,10 @@ def _fmt(x, unit=None):
     return f"{x:.3g}" if abs(x) < 1 else f"{x:.2f}"
 
 
+def _passes(n):
+    return f"{n} pass" + ("" if n == 1 else "es")
+
+
 def _med(S, test, variant, phase):
     try:
         return S[test][variant][phase]["median"]
@@ -47,6 +53,28 @@ def _med(S, test, variant, phase):
 
 def _ratio(a, b):
     return a / b if (a is not None and b) else None
+
+
+def _paired(results, test, variant, base, phase):
+    """The median over repeats of (this repeat's median of the row ÷ the baseline's in the same
+    repeat): variants run next to each other in each repeat, so slow drifts of this VM's disk
+    and CPU cancel out of each pair."""
+    def by_repeat(v):
+        try:
+            vals = results["tests"][test][v][phase]
+            reps = results["repeat_of"][test][v][phase]
+        except KeyError:
+            return {}
+        if len(vals) != len(reps):
+            return {}
+        out = {}
+        for x, r in zip(vals, reps):
+            if x is not None:
+                out.setdefault(r, []).append(x)
+        return {r: statistics.median(xs) for r, xs in out.items()}
+    a, b = by_repeat(variant), by_repeat(base)
+    ratios = [a[r] / b[r] for r in a if r in b and b[r]]
+    return statistics.median(ratios) if ratios else None
 
 
 def build(results: dict, hwm: dict, args) -> tuple[str, dict]:
@@ -70,14 +98,17 @@ def build(results: dict, hwm: dict, args) -> tuple[str, dict]:
                  f"{(fx.get('chunk_size') or 0) >> 10} KiB chunks, AES-256-GCM)")
         if fx.get("llama_bytes"):
             L.append(f"* transformers fixture: Llama, bf16, {fx['llama_bytes'] / 2**30:.3f} GiB")
-    L.append(f"* repeats: {args.repeats}; cold = fresh mount + `echo 3 > drop_caches` "
-             f"(daemon cache empty); warm = same mount right after the cold pass")
+    L.append(f"* repeats: {args.repeats}, each starting with the next variant; cold = fresh mount "
+             f"+ `echo 3 > drop_caches` (daemon cache empty); warm = same mount right after the "
+             f"cold pass ({_passes(getattr(args, 'warm_passes', 1))})")
     L.append("")
     L.append("Ratio column: median of the row ÷ median of the baseline row (same test, same phase); "
-             "for GB/s and IOPS higher is better, for s and MiB lower is better.")
+             "paired: the median over repeats of the same ratio within each repeat. For GB/s and "
+             "IOPS higher is better, for s and MiB lower is better.")
     L.append("")
-    L.append("| test | phase | variant | median | min – max | spread | unit | ratio vs baseline |")
-    L.append("|---|---|---|---:|---:|---:|---|---:|")
+    L.append("| test | phase | variant | median | min – max | spread | unit | ratio vs baseline "
+             "| paired |")
+    L.append("|---|---|---|---:|---:|---:|---|---:|---:|")
     for test, (unit, _hib, base) in TESTS.items():
         if test not in S:
             continue
@@ -89,10 +120,12 @@ def build(results: dict, hwm: dict, args) -> tuple[str, dict]:
                     ph = "–"
                 b = _med(S, test, base, phase) if base else None
                 r = _ratio(s["median"], b) if variant != base else None
+                pr = _paired(results, test, variant, base, phase) if r else None
                 L.append(f"| {test} | {ph} | {variant} | {_fmt(s['median'], u)} | "
                          f"{_fmt(s['min'], u)} – {_fmt(s['max'], u)} | "
                          f"{_fmt(s['spread_pct'])} % | {u} | "
-                         f"{(_fmt(r) + '× ' + base.split(' (')[0]) if r else ''} |")
+                         f"{(_fmt(r) + '× ' + base.split(' (')[0]) if r else ''} | "
+                         f"{(_fmt(pr) + '×') if pr else ''} |")
     L.append("")
 
     # Daemon peak RSS
@@ -122,8 +155,8 @@ def build(results: dict, hwm: dict, args) -> tuple[str, dict]:
     # Targets
     T = []
 
-    def target(name, value, ok, how):
-        T.append((name, value, ok, how))
+    def target(name, value, ok, how, paired=None):
+        T.append((name, value, ok, how, paired))
 
     def ge(x, t):
         return None if x is None else x >= t
@@ -133,30 +166,40 @@ def build(results: dict, hwm: dict, args) -> tuple[str, dict]:
 
     sq = "sequential read 1 MiB"
     r = _ratio(_med(S, sq, CTFS_V, "cold"), _med(S, sq, PLAINFUSE_V, "cold"))
-    target("cold sequential ≥ 0.90× plain FUSE", r, ge(r, 0.90), "GB/s ratio")
+    pr = _paired(results, sq, CTFS_V, PLAINFUSE_V, "cold")
+    target("cold sequential ≥ 0.90× plain FUSE", r, ge(r, 0.90), "GB/s ratio", pr)
     r = _ratio(_med(S, sq, CTFS_V, "cold"), _med(S, sq, GOCRYPT_V, "cold"))
-    target("cold sequential ≥ 2.5× gocryptfs", r, ge(r, 2.5), "GB/s ratio")
+    pr = _paired(results, sq, CTFS_V, GOCRYPT_V, "cold")
+    target("cold sequential ≥ 2.5× gocryptfs", r, ge(r, 2.5), "GB/s ratio", pr)
     r = _ratio(_med(S, sq, CTFS_V, "warm"), _med(S, sq, PLAINFUSE_V, "warm"))
-    target("warm re-read ≥ 0.90× plain FUSE", r, ge(r, 0.90), "GB/s ratio")
+    pr = _paired(results, sq, CTFS_V, PLAINFUSE_V, "warm")
+    target("warm re-read ≥ 0.90× plain FUSE", r, ge(r, 0.90), "GB/s ratio", pr)
     ld = "safetensors load (np)"
     r = _ratio(_med(S, ld, CTFS_V, "cold"), _med(S, ld, DISK_V, "cold"))
-    target("safetensors load from mount ≤ 1.15× plaintext dir (cold)", r, le(r, 1.15), "time ratio")
+    pr = _paired(results, ld, CTFS_V, DISK_V, "cold")
+    target("safetensors load from mount ≤ 1.15× plaintext dir (cold)", r, le(r, 1.15),
+           "time ratio", pr)
     r = _ratio(_med(S, ld, CTFS_V, "warm"), _med(S, ld, DISK_V, "warm"))
-    target("safetensors load from mount ≤ 1.05× plaintext dir (warm)", r, le(r, 1.05), "time ratio")
+    pr = _paired(results, ld, CTFS_V, DISK_V, "warm")
+    target("safetensors load from mount ≤ 1.05× plaintext dir (warm)", r, le(r, 1.05),
+           "time ratio", pr)
     for ph in ("cold", "warm"):
         r = _ratio(_med(S, ld, REF_V, ph), _med(S, ld, CTFS_V, ph))
+        pr = _paired(results, ld, REF_V, CTFS_V, ph)
         target(f"load from mount ≥ 3× faster than reference cryptotensors ({ph})", r, ge(r, 3.0),
-               "reference time ÷ mount time")
+               "reference time ÷ mount time", pr)
     ldp = "safetensors load (pt)"
     for ph in ("cold", "warm"):
         r = _ratio(_med(S, ldp, REF_V, ph), _med(S, ldp, CTFS_V, ph))
+        pr = _paired(results, ldp, REF_V, CTFS_V, ph)
         if r is not None:
             target(f"pt load from mount ≥ 3× faster than reference cryptotensors ({ph})", r,
-                   ge(r, 3.0), "reference time ÷ mount time")
+                   ge(r, 3.0), "reference time ÷ mount time", pr)
     rs = "loader peak RSS"
     for ph in ("cold", "warm"):
         r = _ratio(_med(S, rs, CTFS_V, ph), _med(S, rs, DISK_V, ph))
-        target(f"loader peak RSS ≤ 1.05× plain ({ph})", r, le(r, 1.05), "RSS ratio")
+        pr = _paired(results, rs, CTFS_V, DISK_V, ph)
+        target(f"loader peak RSS ≤ 1.05× plain ({ph})", r, le(r, 1.05), "RSS ratio", pr)
     lim = 64 + cache_mb
     target(f"daemon peak RSS ≤ 64 MiB + cache ({lim} MiB), all tests", main_all,
            le(main_all, lim), "MiB")
@@ -169,15 +212,17 @@ def build(results: dict, hwm: dict, args) -> tuple[str, dict]:
            "±10 % or ±16 MiB)", fl_r, flat, "seq + mmap + load")
     wc = "write copy (warm src, incl. sync)"
     r = _ratio(_med(S, wc, "ctfs encrypt", "GB/s"), _med(S, wc, "cp -r", "GB/s"))
-    target("ctfs encrypt ≥ 0.8× cp -r", r, ge(r, 0.8), "GB/s ratio")
+    pr = _paired(results, wc, "ctfs encrypt", "cp -r", "GB/s")
+    target("ctfs encrypt ≥ 0.8× cp -r", r, ge(r, 0.8), "GB/s ratio", pr)
 
     L.append("## Targets (reported, not asserted)" + (" — smoke run: meaningless" if args.smoke else ""))
     L.append("")
-    L.append("| target | measured | result |")
-    L.append("|---|---:|---|")
-    for name, value, ok, how in T:
+    L.append("| target | measured | paired | result |")
+    L.append("|---|---:|---:|---|")
+    for name, value, ok, how, paired in T:
         val = value if isinstance(value, str) else (f"{value:.2f} ({how})" if value is not None else "–")
-        L.append(f"| {name} | {val} | {'–' if ok is None else ('PASS' if ok else 'MISS')} |")
+        pv = f"{paired:.2f}" if paired is not None else "–"
+        L.append(f"| {name} | {val} | {pv} | {'–' if ok is None else ('PASS' if ok else 'MISS')} |")
     L.append("")
     if results.get("skipped"):
         L.append("Skipped: " + "; ".join(results["skipped"]))
@@ -193,5 +238,6 @@ def build(results: dict, hwm: dict, args) -> tuple[str, dict]:
     js = {k: v for k, v in results.items() if k != "tests"}
     js["tests"] = S
     js["daemon_hwm"] = hw_js
-    js["targets"] = [{"target": n, "value": v, "pass": ok, "measure": h} for n, v, ok, h in T]
+    js["targets"] = [{"target": n, "value": v, "pass": ok, "measure": h, "paired": pr}
+                     for n, v, ok, h, pr in T]
     return "\n".join(L), js
