@@ -55,10 +55,10 @@ def _ratio(a, b):
     return a / b if (a is not None and b) else None
 
 
-def _paired(results, test, variant, base, phase):
-    """The median over repeats of (this repeat's median of the row ÷ the baseline's in the same
-    repeat): variants run next to each other in each repeat, so slow drifts of this VM's disk
-    and CPU cancel out of each pair."""
+def _paired_ratios(results, test, variant, base, phase):
+    """Per repeat: this repeat's median of the row ÷ the baseline's in the same repeat. Variants
+    run next to each other in each repeat, so slow drifts of this VM's disk and CPU cancel out
+    of each pair."""
     def by_repeat(v):
         try:
             vals = results["tests"][test][v][phase]
@@ -73,8 +73,21 @@ def _paired(results, test, variant, base, phase):
                 out.setdefault(r, []).append(x)
         return {r: statistics.median(xs) for r, xs in out.items()}
     a, b = by_repeat(variant), by_repeat(base)
-    ratios = [a[r] / b[r] for r in a if r in b and b[r]]
+    return [a[r] / b[r] for r in sorted(a) if r in b and b[r]]
+
+
+def _paired(results, test, variant, base, phase):
+    """The median of _paired_ratios, or None."""
+    ratios = _paired_ratios(results, test, variant, base, phase)
     return statistics.median(ratios) if ratios else None
+
+
+def _paired_text(ratios):
+    """Per-repeat ratios as their median and range: "0.78 (0.43–1.09)"."""
+    if not ratios:
+        return "–"
+    med = f"{statistics.median(ratios):.2f}"
+    return med if len(ratios) < 2 else f"{med} ({min(ratios):.2f}–{max(ratios):.2f})"
 
 
 def build(results: dict, hwm: dict, args) -> tuple[str, dict]:
@@ -166,39 +179,39 @@ def build(results: dict, hwm: dict, args) -> tuple[str, dict]:
 
     sq = "sequential read 1 MiB"
     r = _ratio(_med(S, sq, CTFS_V, "cold"), _med(S, sq, PLAINFUSE_V, "cold"))
-    pr = _paired(results, sq, CTFS_V, PLAINFUSE_V, "cold")
+    pr = _paired_ratios(results, sq, CTFS_V, PLAINFUSE_V, "cold")
     target("cold sequential ≥ 0.90× plain FUSE", r, ge(r, 0.90), "GB/s ratio", pr)
     r = _ratio(_med(S, sq, CTFS_V, "cold"), _med(S, sq, GOCRYPT_V, "cold"))
-    pr = _paired(results, sq, CTFS_V, GOCRYPT_V, "cold")
+    pr = _paired_ratios(results, sq, CTFS_V, GOCRYPT_V, "cold")
     target("cold sequential ≥ 2.5× gocryptfs", r, ge(r, 2.5), "GB/s ratio", pr)
     r = _ratio(_med(S, sq, CTFS_V, "warm"), _med(S, sq, PLAINFUSE_V, "warm"))
-    pr = _paired(results, sq, CTFS_V, PLAINFUSE_V, "warm")
+    pr = _paired_ratios(results, sq, CTFS_V, PLAINFUSE_V, "warm")
     target("warm re-read ≥ 0.90× plain FUSE", r, ge(r, 0.90), "GB/s ratio", pr)
     ld = "safetensors load (np)"
     r = _ratio(_med(S, ld, CTFS_V, "cold"), _med(S, ld, DISK_V, "cold"))
-    pr = _paired(results, ld, CTFS_V, DISK_V, "cold")
+    pr = _paired_ratios(results, ld, CTFS_V, DISK_V, "cold")
     target("safetensors load from mount ≤ 1.15× plaintext dir (cold)", r, le(r, 1.15),
            "time ratio", pr)
     r = _ratio(_med(S, ld, CTFS_V, "warm"), _med(S, ld, DISK_V, "warm"))
-    pr = _paired(results, ld, CTFS_V, DISK_V, "warm")
+    pr = _paired_ratios(results, ld, CTFS_V, DISK_V, "warm")
     target("safetensors load from mount ≤ 1.05× plaintext dir (warm)", r, le(r, 1.05),
            "time ratio", pr)
     for ph in ("cold", "warm"):
         r = _ratio(_med(S, ld, REF_V, ph), _med(S, ld, CTFS_V, ph))
-        pr = _paired(results, ld, REF_V, CTFS_V, ph)
+        pr = _paired_ratios(results, ld, REF_V, CTFS_V, ph)
         target(f"load from mount ≥ 3× faster than reference cryptotensors ({ph})", r, ge(r, 3.0),
                "reference time ÷ mount time", pr)
     ldp = "safetensors load (pt)"
     for ph in ("cold", "warm"):
         r = _ratio(_med(S, ldp, REF_V, ph), _med(S, ldp, CTFS_V, ph))
-        pr = _paired(results, ldp, REF_V, CTFS_V, ph)
+        pr = _paired_ratios(results, ldp, REF_V, CTFS_V, ph)
         if r is not None:
             target(f"pt load from mount ≥ 3× faster than reference cryptotensors ({ph})", r,
                    ge(r, 3.0), "reference time ÷ mount time", pr)
     rs = "loader peak RSS"
     for ph in ("cold", "warm"):
         r = _ratio(_med(S, rs, CTFS_V, ph), _med(S, rs, DISK_V, ph))
-        pr = _paired(results, rs, CTFS_V, DISK_V, ph)
+        pr = _paired_ratios(results, rs, CTFS_V, DISK_V, ph)
         target(f"loader peak RSS ≤ 1.05× plain ({ph})", r, le(r, 1.05), "RSS ratio", pr)
     lim = 64 + cache_mb
     target(f"daemon peak RSS ≤ 64 MiB + cache ({lim} MiB), all tests", main_all,
@@ -212,16 +225,16 @@ def build(results: dict, hwm: dict, args) -> tuple[str, dict]:
            "±10 % or ±16 MiB)", fl_r, flat, "seq + mmap + load")
     wc = "write copy (warm src, incl. sync)"
     r = _ratio(_med(S, wc, "ctfs encrypt", "GB/s"), _med(S, wc, "cp -r", "GB/s"))
-    pr = _paired(results, wc, "ctfs encrypt", "cp -r", "GB/s")
+    pr = _paired_ratios(results, wc, "ctfs encrypt", "cp -r", "GB/s")
     target("ctfs encrypt ≥ 0.8× cp -r", r, ge(r, 0.8), "GB/s ratio", pr)
 
     L.append("## Targets (reported, not asserted)" + (" — smoke run: meaningless" if args.smoke else ""))
     L.append("")
-    L.append("| target | measured | paired | result |")
+    L.append("| target | measured | paired (range over repeats) | result |")
     L.append("|---|---:|---:|---|")
     for name, value, ok, how, paired in T:
         val = value if isinstance(value, str) else (f"{value:.2f} ({how})" if value is not None else "–")
-        pv = f"{paired:.2f}" if paired is not None else "–"
+        pv = _paired_text(paired)
         L.append(f"| {name} | {val} | {pv} | {'–' if ok is None else ('PASS' if ok else 'MISS')} |")
     L.append("")
     if results.get("skipped"):
@@ -238,6 +251,26 @@ def build(results: dict, hwm: dict, args) -> tuple[str, dict]:
     js = {k: v for k, v in results.items() if k != "tests"}
     js["tests"] = S
     js["daemon_hwm"] = hw_js
-    js["targets"] = [{"target": n, "value": v, "pass": ok, "measure": h, "paired": pr}
+    js["targets"] = [{"target": n, "value": v, "pass": ok, "measure": h,
+                      "paired": statistics.median(pr) if pr else None, "paired_per_repeat": pr}
                      for n, v, ok, h, pr in T]
     return "\n".join(L), js
+
+
+def rerender(json_path: str) -> str:
+    """The markdown of a saved results.json, in this version's format (no re-run)."""
+    import argparse
+    import json
+    js = json.load(open(json_path))
+    results = {k: v for k, v in js.items() if k not in ("tests", "daemon_hwm", "targets")}
+    results["tests"] = {t: {v: {p: s["values"] for p, s in ps.items()} for v, ps in vs.items()}
+                        for t, vs in js["tests"].items()}
+    hwm = {(h["model"], h["test"], h["variant"]): h["hwm_kib"] for h in js.get("daemon_hwm", [])}
+    return build(results, hwm, argparse.Namespace(**js["args"]))[0]
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) != 2:
+        sys.exit("usage: report.py RESULTS_JSON   (prints its markdown, re-rendered)")
+    print(rerender(sys.argv[1]))

@@ -30,7 +30,13 @@ rc=0
 CTFS_BIN="$PWD/build/cmd/ctfs" .venv/bin/python -m pytest -q tests/cli tests/interop tests/mount || rc=$?
 
 echo "== benchmark harness smoke run (tiny fixture; no timing is asserted)"
-bash bench/run --smoke --work "${TMPDIR:-/tmp}/ctfs-bench-smoke" --out "${TMPDIR:-/tmp}/ctfs-bench-smoke/out" || rc=$?
+smoke_out="${TMPDIR:-/tmp}/ctfs-bench-smoke/out"
+bash bench/run --smoke --work "${TMPDIR:-/tmp}/ctfs-bench-smoke" --out "$smoke_out" || rc=$?
+# A saved run re-renders to the same markdown (bench/report.py RESULTS_JSON).
+if ! diff <(.venv/bin/python bench/report.py "$smoke_out/results.json") \
+          <(cat "$smoke_out/results.md"; echo) > /dev/null; then
+  echo "FAIL: bench/report.py does not re-render $smoke_out/results.json to its results.md"; rc=1
+fi
 .venv/bin/python bench/chunk_sizes.py --work "${TMPDIR:-/tmp}/ctfs-bench-smoke" --size-gib 0.02 \
   --repeats 1 --fio-runtime 1 --chunk-kib 64,256 || rc=$?
 
