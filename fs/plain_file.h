@@ -59,9 +59,9 @@ class PlainFile {
   // file: use Read then.
   Result<bool> ReadSpans(uint64_t plain_off, size_t len, ChunkSpans& out) const;
 
-  // How far to read ahead of a stream: `first_len` once it is confirmed, then twice what it
-  // has read, up to `max_len` (a 0 max: nothing). Kernel readahead grows its window the same
-  // way: a reader of the first bytes of a file only (a header probe) costs little decryption.
+  // How far to read ahead of a confirmed stream: twice what it has read, at least `first_len`,
+  // at most `max_len` (0: nothing). Kernel readahead grows its window the same way; a reader
+  // of the first bytes of a file only (a header probe) costs little decryption.
   struct AheadWindow {
     uint64_t first_len = 0;
     uint64_t max_len = 0;
@@ -73,8 +73,8 @@ class PlainFile {
   // has had kConfirmReads reads, it returns the keys of the chunks in the stream's window after
   // the read (see AheadWindow) that are not cached yet, in file order; otherwise (random access,
   // a stream not yet confirmed, or a passthrough file) nothing (see ContinueStream). A scan from
-  // offset 0 counts as confirmed at once. Chunks larger than the window (v1 whole tensors) are
-  // skipped.
+  // offset 0 counts as confirmed at once. Chunks larger than `window.max_len` (v1 whole
+  // tensors) are skipped.
   std::vector<ChunkCache::Key> PlanReadAhead(uint64_t plain_off, uint64_t len,
                                              AheadWindow window) const;
 
@@ -127,13 +127,13 @@ class PlainFile {
     uint64_t bytes = 0;      // bytes it read
     bool confirmed = false;  // kConfirmReads reads, at least half of [lo, hi) read
   };
-  // ContinueStream records a read of [plain_off, end); if it continues a confirmed stream (the
-  // closest within `window` of `plain_off`), the bytes that stream has read, this read
-  // included; nullopt otherwise (a read continuing
-  // no stream starts a new one, replacing the least recently used). A stream is confirmed by
-  // kConfirmReads reads, each no further from the last than the stream has read so far (or
-  // than it is long), that cover at least half the range they span: random reads that happen
-  // to land within `window` of each other are sparse and do not qualify.
+  // ContinueStream records a read of [plain_off, end). If it continues a confirmed stream (the
+  // closest within `window` of `plain_off`), it returns the bytes that stream has read, this
+  // read included; nullopt otherwise (a read continuing no stream starts a new one, replacing
+  // the least recently used). A stream is confirmed by kConfirmReads reads, each no further
+  // from the last than the stream has read so far (or than it is long), that cover at least
+  // half the range they span: random reads that happen to land within `window` of each other
+  // are sparse and do not qualify.
   std::optional<uint64_t> ContinueStream(uint64_t plain_off, uint64_t end, uint64_t window) const;
   mutable std::mutex streams_mu_;
   mutable std::array<ReadStream, kReadStreams> streams_{};  // GUARDED_BY(streams_mu_)
