@@ -92,7 +92,8 @@ class Bench:
         self.logdir = self.work / "logs"
         self.logdir.mkdir(parents=True, exist_ok=True)
         self.rep = 0  # the repeat under way
-        self.results: dict = {"tests": {}, "repeat_of": {}, "daemon_hwm_kib": {}, "notes": [], "skipped": []}
+        self.results: dict = {"tests": {}, "repeat_of": {}, "daemon_hwm_kib": {}, "notes": [],
+                              "skipped": []}
         self.failures: list[str] = []
         self.hwm: dict = {}        # (size label, test, variant) -> [KiB]
 

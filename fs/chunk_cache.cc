@@ -41,10 +41,10 @@ Result<ChunkCache::Chunk> ChunkCache::GetOrLoad(const Key& key, size_t len, cons
       const auto t0 = std::chrono::steady_clock::now();
       pending.wait();
       const auto waited = std::chrono::steady_clock::now() - t0;
-      std::lock_guard<std::mutex> lock(mu_);
-      ++waits_;
-      wait_ns_ += static_cast<uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count());
+      waits_.fetch_add(1, std::memory_order_relaxed);
+      wait_ns_.fetch_add(static_cast<uint64_t>(
+                             std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count()),
+                         std::memory_order_relaxed);
     }
     return pending.get();
   }
@@ -210,16 +210,6 @@ size_t ChunkCache::peak_cached_bytes() const {
 uint64_t ChunkCache::hits() const {
   std::lock_guard<std::mutex> lock(mu_);
   return hits_;
-}
-
-uint64_t ChunkCache::waits() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return waits_;
-}
-
-uint64_t ChunkCache::wait_ns() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return wait_ns_;
 }
 
 uint64_t ChunkCache::misses() const {

@@ -17,6 +17,7 @@
 #ifndef CTFS_FS_CHUNK_CACHE_H_
 #define CTFS_FS_CHUNK_CACHE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -104,8 +105,8 @@ class ChunkCache {
   uint64_t misses() const;
   // waits: hits that found the chunk still loading (a decrypt-ahead run or another reader's
   // miss) and blocked; wait_ns: the time they blocked, in total.
-  uint64_t waits() const;
-  uint64_t wait_ns() const;
+  uint64_t waits() const { return waits_.load(std::memory_order_relaxed); }
+  uint64_t wait_ns() const { return wait_ns_.load(std::memory_order_relaxed); }
 
  private:
   struct Entry {
@@ -126,15 +127,16 @@ class ChunkCache {
   const size_t capacity_;
   ChunkBufferPool pool_;
   mutable std::mutex mu_;
-  std::map<Key, Entry> entries_;      // GUARDED_BY(mu_)
-  std::list<Key> lru_;                // GUARDED_BY(mu_), most recent first
-  std::set<Key> consumed_;            // GUARDED_BY(mu_), served whole and dropped ...
-  std::deque<Key> consumed_fifo_;     // GUARDED_BY(mu_) ... oldest first, for forgetting
-  size_t bytes_ = 0;                  // GUARDED_BY(mu_)
-  size_t peak_bytes_ = 0;             // GUARDED_BY(mu_)
-  uint64_t next_load_id_ = 0;         // GUARDED_BY(mu_)
-  uint64_t hits_ = 0, misses_ = 0;    // GUARDED_BY(mu_)
-  uint64_t waits_ = 0, wait_ns_ = 0;  // GUARDED_BY(mu_)
+  std::map<Key, Entry> entries_;    // GUARDED_BY(mu_)
+  std::list<Key> lru_;              // GUARDED_BY(mu_), most recent first
+  std::set<Key> consumed_;          // GUARDED_BY(mu_), served whole and dropped ...
+  std::deque<Key> consumed_fifo_;   // GUARDED_BY(mu_) ... oldest first, for forgetting
+  size_t bytes_ = 0;                // GUARDED_BY(mu_)
+  size_t peak_bytes_ = 0;           // GUARDED_BY(mu_)
+  uint64_t next_load_id_ = 0;       // GUARDED_BY(mu_)
+  uint64_t hits_ = 0, misses_ = 0;  // GUARDED_BY(mu_)
+  // Counted outside mu_: a waiter must not take the cache lock again just to count.
+  std::atomic<uint64_t> waits_{0}, wait_ns_{0};
 };
 
 }  // namespace ctfs::fs
