@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """Loads every tensor of every *.safetensors in a directory, keeping them all (like a model
-load), and prints one JSON line: seconds, tensors, bytes, peak RSS (ru_maxrss, KiB).
+load), and prints one JSON line: seconds, tensors, bytes, peak RSS (ru_maxrss, KiB), minor
+page faults taken by the load (ru_minflt).
 Run in a fresh process so ru_maxrss is this load's alone.
 
 Usage: load_st.py [--pt] safetensors DIR
@@ -39,6 +40,7 @@ if pt:
     import torch
 PAGE = 4096
 keep, nbytes, touched = [], 0, 0
+minflt0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 t0 = time.perf_counter()
 for shard in sorted(d.glob("*.safetensors")):
     with opener(shard) as f:
@@ -53,5 +55,6 @@ for shard in sorted(d.glob("*.safetensors")):
                 nbytes += a.nbytes
             keep.append(a)
 secs = time.perf_counter() - t0
+ru = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"seconds": secs, "tensors": len(keep), "bytes": nbytes,
-                  "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+                  "maxrss_kib": ru.ru_maxrss, "minflt": ru.ru_minflt - minflt0}))

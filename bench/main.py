@@ -17,6 +17,7 @@ import json
 import mmap
 import os
 import platform
+import resource
 import shutil
 import signal
 import subprocess
@@ -143,7 +144,11 @@ class Bench:
             drop_caches()
             for phase in ("cold", *["warm"] * self.a.warm_passes):
                 cpu0 = m.cpu_seconds() if m is not None else None
+                flt0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 nbytes, secs = fn(root, self.rel)
+                if fn is mmap_touch:  # the faults this process took to map the model's pages
+                    self.record(f"page faults: {test}", variant, phase,
+                                resource.getrusage(resource.RUSAGE_SELF).ru_minflt - flt0)
                 if nbytes != model["bytes"]:
                     raise RuntimeError(f"{test}/{variant}: read {nbytes} bytes, "
                                        f"expected {model['bytes']}")
@@ -193,6 +198,8 @@ class Bench:
                 r = json.loads(out.stdout.strip().splitlines()[-1])
                 self.record(f"safetensors load ({framework})", variant, phase, r["seconds"])
                 self.record(rss_test, variant, phase, r["maxrss_kib"] / 1024)
+                if framework == "np":
+                    self.record("page faults: safetensors load (np)", variant, phase, r["minflt"])
             self.note_hwm(size, "safetensors load", variant, m)
         finally:
             if m is not None:

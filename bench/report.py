@@ -14,7 +14,9 @@ TESTS = {
     "fio randread 64k, 4 jobs": (None, True, "plain FUSE (same daemon)"),
     "daemon CPU: sequential read 1 MiB": ("s", False, "plain FUSE (same daemon)"),
     "daemon CPU: mmap touch every page": ("s", False, "plain FUSE (same daemon)"),
+    "page faults: mmap touch every page": ("faults", False, "disk (no FUSE)"),
     "safetensors load (np)": ("s", False, "disk (no FUSE)"),
+    "page faults: safetensors load (np)": ("faults", False, "disk (no FUSE)"),
     "loader peak RSS": ("MiB", False, "disk (no FUSE)"),
     "safetensors load (pt)": ("s", False, "disk (no FUSE)"),
     "loader peak RSS (pt)": ("MiB", False, "disk (no FUSE)"),
@@ -117,7 +119,9 @@ def build(results: dict, hwm: dict, args) -> tuple[str, dict]:
     L.append("")
     L.append("Ratio column: median of the row ÷ median of the baseline row (same test, same phase); "
              "paired: the median over repeats of the same ratio within each repeat. For GB/s and "
-             "IOPS higher is better, for s and MiB lower is better.")
+             "IOPS higher is better, for s, MiB and faults lower is better. Page faults: the minor "
+             "faults the reading process took (getrusage), i.e. how many pieces the kernel mapped "
+             "the model's pages in.")
     L.append("")
     L.append("| test | phase | variant | median | min – max | spread | unit | ratio vs baseline "
              "| paired |")
