@@ -10,6 +10,7 @@ import mmap
 import os
 import random
 import stat
+import time
 
 import pytest
 
@@ -234,3 +235,43 @@ def test_daemon_options(mounter, model, opts):
                                       "threads": 8, "seconds": 2, "mode": "mixed"}, timeout=60)
     assert r.rc == 0 and out, M.describe_probe(r) + "\n" + m.log_tail()
     assert out["n_mismatch"] == 0 and out["n_errors"] == 0, out
+
+
+@pytest.mark.timeout_s(60)
+def test_close_right_after_read_does_not_race_the_reply(mounter, model):
+    """Reads that the daemon answers through its copy path (a file's header; a passthrough
+    file), each followed at once by a close: the kernel sends RELEASE as soon as the READ is
+    answered, and its handler frees the open handle on another daemon thread. A read handler
+    that touches the handle after replying crashes the daemon here (it did, in a bench run)."""
+    m = mounter.mount(model.enc)
+    paths = [m.mnt / model.encrypted[0], m.mnt / "model.safetensors.index.json"]
+    want = {p: (model.plain / p.name).read_bytes()[:4096] for p in paths}
+    deadline = time.monotonic() + 4
+
+    def worker(i):
+        buf = mmap.mmap(-1, 4096)  # page-aligned, for O_DIRECT
+        ops, bad = 0, []
+        try:
+            while time.monotonic() < deadline and not bad:
+                p = paths[(i + ops) % len(paths)]
+                fd = os.open(p, os.O_RDONLY | os.O_DIRECT)  # every read goes to the daemon
+                try:
+                    n = os.preadv(fd, [buf], 0)
+                finally:
+                    os.close(fd)
+                if buf[:n] != want[p]:
+                    bad.append(f"{p.name}: {n} bytes, diff at {M.first_diff(buf[:n], want[p])}")
+                ops += 1
+        except OSError as e:
+            bad.append(f"{e!r}")
+        finally:
+            buf.close()
+        return ops, bad
+
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        results = list(ex.map(worker, range(8)))
+    ops = sum(o for o, _ in results)
+    bad = [b for _, bs in results for b in bs]
+    assert not bad, f"{bad[:3]} (daemon alive: {M.alive(m.pid)})\n{m.log_tail()}"
+    assert M.alive(m.pid), f"daemon {m.pid} died after {ops} open-read-close rounds"
+    assert ops > 500, f"too few rounds to mean anything: {ops}"
