@@ -265,7 +265,8 @@ def rerender(json_path: str) -> str:
     """The markdown of a saved results.json, in this version's format (no re-run)."""
     import argparse
     import json
-    js = json.load(open(json_path))
+    with open(json_path) as f:
+        js = json.load(f)
     results = {k: v for k, v in js.items() if k not in ("tests", "daemon_hwm", "targets")}
     results["tests"] = {t: {v: {p: s["values"] for p, s in ps.items()} for v, ps in vs.items()}
                         for t, vs in js["tests"].items()}
