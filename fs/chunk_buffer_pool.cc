@@ -10,11 +10,70 @@
 #include <mutex>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "base/check.h"
 #include "base/secret_bytes.h"
 
 namespace ctfs::fs {
+
+// ChunkSlab: one mapping of ChunkBufferPool::kSlabBytes, aligned to its size and marked
+// MADV_HUGEPAGE (best effort: the kernel's THP setting decides), cut into equal slots. Buffers
+// hold a reference to their slab; the last one gone unmaps it. Thread-safe.
+class ChunkSlab {
+ public:
+  static constexpr size_t kBytes = ChunkBufferPool::kSlabBytes;
+
+  static Result<std::shared_ptr<ChunkSlab>> Map(size_t slot_len) {
+    CTFS_CHECK(slot_len > 0 && kBytes % slot_len == 0);
+    // Map twice the size and trim both ends: what is left starts on a kBytes boundary.
+    void* p =
+        ::mmap(nullptr, 2 * kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return ErrnoError(errno, "mmap of a chunk buffer slab");
+    const uintptr_t raw = reinterpret_cast<uintptr_t>(p);
+    const uintptr_t base = (raw + kBytes - 1) & ~uintptr_t{kBytes - 1};
+    if (base > raw) ::munmap(p, base - raw);
+    if (base + kBytes < raw + 2 * kBytes) {
+      ::munmap(reinterpret_cast<void*>(base + kBytes), raw + kBytes - base);
+    }
+    auto* data = reinterpret_cast<uint8_t*>(base);
+    (void)::madvise(data, kBytes, MADV_HUGEPAGE);  // best effort
+    (void)::madvise(data, kBytes, MADV_DONTDUMP);  // best effort: plaintext stays out of cores
+    return std::shared_ptr<ChunkSlab>(new ChunkSlab(data, slot_len));
+  }
+
+  ~ChunkSlab() { ::munmap(data_, kBytes); }
+  ChunkSlab(const ChunkSlab&) = delete;
+  ChunkSlab& operator=(const ChunkSlab&) = delete;
+
+  // TakeSlot returns a free slot (zero, or wiped when it was given back), or null when full.
+  uint8_t* TakeSlot() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.empty()) return nullptr;
+    uint8_t* p = free_.back();
+    free_.pop_back();
+    return p;
+  }
+  // GiveBack returns a slot that its buffer has wiped.
+  void GiveBack(uint8_t* slot) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(slot);
+  }
+
+ private:
+  ChunkSlab(uint8_t* data, size_t slot_len) : data_(data) {
+    for (size_t off = kBytes; off >= slot_len; off -= slot_len) {
+      free_.push_back(data_ + off - slot_len);  // handed out from the start of the slab
+    }
+  }
+
+  uint8_t* const data_;
+  std::mutex mu_;
+  std::vector<uint8_t*> free_;  // GUARDED_BY(mu_)
+};
+
+ChunkBuffer::ChunkBuffer(uint8_t* data, size_t capacity, std::shared_ptr<ChunkSlab> slab)
+    : slab_(std::move(slab)), data_(data), capacity_(capacity) {}
 
 Result<ChunkBuffer> ChunkBuffer::Map(size_t capacity) {
   CTFS_CHECK(capacity > 0);
@@ -27,7 +86,8 @@ Result<ChunkBuffer> ChunkBuffer::Map(size_t capacity) {
 }
 
 ChunkBuffer::ChunkBuffer(ChunkBuffer&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)),
+    : slab_(std::move(other.slab_)),
+      data_(std::exchange(other.data_, nullptr)),
       capacity_(std::exchange(other.capacity_, 0)),
       size_(std::exchange(other.size_, 0)),
       touched_len_(std::exchange(other.touched_len_, 0)) {}
@@ -35,6 +95,7 @@ ChunkBuffer::ChunkBuffer(ChunkBuffer&& other) noexcept
 ChunkBuffer& ChunkBuffer::operator=(ChunkBuffer&& other) noexcept {
   if (this != &other) {
     Release();
+    slab_ = std::move(other.slab_);
     data_ = std::exchange(other.data_, nullptr);
     capacity_ = std::exchange(other.capacity_, 0);
     size_ = std::exchange(other.size_, 0);
@@ -54,7 +115,12 @@ void ChunkBuffer::set_size(size_t len) {
 void ChunkBuffer::Release() {
   if (data_ == nullptr) return;
   WipeMemory(data_, touched_len_);  // pages never handed out are still zero
-  ::munmap(data_, capacity_);
+  if (slab_ != nullptr) {
+    slab_->GiveBack(data_);
+    slab_.reset();  // the last buffer of a slab unmaps it
+  } else {
+    ::munmap(data_, capacity_);
+  }
   data_ = nullptr;
   capacity_ = size_ = touched_len_ = 0;
 }
@@ -74,9 +140,11 @@ struct ChunkBufferPool::State {
   const size_t idle_cap_bytes;
   std::mutex mu;
   std::multimap<size_t, std::unique_ptr<ChunkBuffer>> idle;  // GUARDED_BY(mu), by capacity
-  size_t idle_bytes = 0;                                     // GUARDED_BY(mu)
-  bool drained = false;                                      // GUARDED_BY(mu)
-  uint64_t mapped = 0;                                       // GUARDED_BY(mu)
+  // Slabs that buffers were cut from, by slot size; a slab lives as long as its buffers do.
+  std::map<size_t, std::vector<std::weak_ptr<ChunkSlab>>> slabs;  // GUARDED_BY(mu)
+  size_t idle_bytes = 0;                                          // GUARDED_BY(mu)
+  bool drained = false;                                           // GUARDED_BY(mu)
+  uint64_t mapped = 0;                                            // GUARDED_BY(mu)
 };
 
 ChunkBufferPool::ChunkBufferPool(size_t idle_cap_bytes)
@@ -101,7 +169,7 @@ Result<std::shared_ptr<ChunkBuffer>> ChunkBufferPool::Acquire(size_t len) {
     }
   }
   if (b == nullptr) {
-    CTFS_ASSIGN_OR_RETURN(ChunkBuffer fresh, ChunkBuffer::Map(want));
+    CTFS_ASSIGN_OR_RETURN(ChunkBuffer fresh, MapBuffer(want));
     b = std::make_unique<ChunkBuffer>(std::move(fresh));
     std::lock_guard<std::mutex> lock(state_->mu);
     ++state_->mapped;
@@ -109,6 +177,32 @@ Result<std::shared_ptr<ChunkBuffer>> ChunkBufferPool::Acquire(size_t len) {
   b->set_size(len);
   std::shared_ptr<State> state = state_;
   return std::shared_ptr<ChunkBuffer>(b.release(), [state](ChunkBuffer* p) { state->Return(p); });
+}
+
+Result<ChunkBuffer> ChunkBufferPool::MapBuffer(size_t capacity) {
+  if (kSlabBytes % capacity != 0) return ChunkBuffer::Map(capacity);
+  std::shared_ptr<ChunkSlab> keep;  // a slab being looked at (may be its last reference)
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    auto& slabs = state_->slabs[capacity];
+    for (auto it = slabs.begin(); it != slabs.end();) {
+      keep = it->lock();
+      if (keep == nullptr) {
+        it = slabs.erase(it);  // unmapped: its buffers are all gone
+        continue;
+      }
+      if (uint8_t* slot = keep->TakeSlot()) return ChunkBuffer(slot, capacity, keep);
+      ++it;
+    }
+  }
+  CTFS_ASSIGN_OR_RETURN(std::shared_ptr<ChunkSlab> slab, ChunkSlab::Map(capacity));
+  uint8_t* slot = slab->TakeSlot();
+  CTFS_CHECK(slot != nullptr);
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->slabs[capacity].push_back(slab);
+  }
+  return ChunkBuffer(slot, capacity, std::move(slab));
 }
 
 void ChunkBufferPool::Drain() {

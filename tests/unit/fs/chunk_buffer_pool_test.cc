@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // ChunkBuffer + ChunkBufferPool: exact sizes, reuse (mapped_count stays flat), the idle cap,
-// Drain, buffers that outlive their pool, and concurrent use.
+// Drain, buffers that outlive their pool, concurrent use, and the slabs buffers are cut from.
 #include "fs/chunk_buffer_pool.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <atomic>
 #include <memory>
 #include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -260,6 +262,87 @@ TEST(ChunkBufferPool, ConcurrentUseNeverSharesABuffer) {
   // most one per thread and size class.
   EXPECT_LE(pool.mapped_count(), uint64_t{kThreads * 3});
   EXPECT_LE(pool.idle_bytes(), 64 * kG);
+}
+
+// Buffers whose size divides kSlabBytes are cut from kSlabBytes-aligned slabs (transparent
+// huge page candidates); others are mapped on their own.
+constexpr size_t kSlab = ChunkBufferPool::kSlabBytes;
+
+uintptr_t SlabOf(const ChunkBuffer& b) {
+  return reinterpret_cast<uintptr_t>(b.span().data()) & ~uintptr_t{kSlab - 1};
+}
+
+bool Mapped(uintptr_t addr, size_t len) {
+  return ::msync(reinterpret_cast<void*>(addr), len, MS_ASYNC) == 0;  // ENOMEM: not mapped
+}
+
+TEST(ChunkBufferPool, SlabSizedBuffersShareAnAlignedSlab) {
+  for (size_t len : {kG, 2 * kG, 4 * kG, kSlab}) {
+    SCOPED_TRACE(len);
+    ChunkBufferPool pool(0);
+    const size_t per_slab = kSlab / len;
+    std::vector<std::shared_ptr<ChunkBuffer>> held;
+    std::set<uintptr_t> starts;
+    for (size_t i = 0; i < per_slab + 1; ++i) {
+      held.push_back(MustAcquire(pool, len));
+      ASSERT_NE(held.back(), nullptr);
+      starts.insert(reinterpret_cast<uintptr_t>(held.back()->span().data()));
+      Fill(held.back()->span(), static_cast<uint8_t>(i));
+    }
+    EXPECT_EQ(starts.size(), per_slab + 1) << "every buffer has its own slot";
+    for (size_t i = 0; i < per_slab; ++i) {
+      EXPECT_EQ(SlabOf(*held[i]), SlabOf(*held[0])) << "slot " << i << " of the first slab";
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(held[i]->span().data()) % len, 0u);
+    }
+    EXPECT_NE(SlabOf(*held[per_slab]), SlabOf(*held[0])) << "a full slab makes a new one";
+    for (size_t i = 0; i < held.size(); ++i) {
+      EXPECT_TRUE(Holds(held[i]->span(), static_cast<uint8_t>(i))) << "slots overlap at " << i;
+    }
+  }
+}
+
+TEST(ChunkBufferPool, SlabIsUnmappedWithItsLastBuffer) {
+  ChunkBufferPool pool(0);  // keeps nothing: a returned buffer is wiped and given back
+  auto a = MustAcquire(pool, kG);
+  auto b = MustAcquire(pool, kG);
+  ASSERT_TRUE(a && b);
+  const uintptr_t slab = SlabOf(*a);
+  ASSERT_EQ(SlabOf(*b), slab);
+  a.reset();
+  EXPECT_TRUE(Mapped(slab, kSlab)) << "b still uses the slab";
+  b.reset();
+  EXPECT_FALSE(Mapped(slab, kSlab)) << "the slab's last buffer is gone: unmapped";
+  // The next buffer comes from a new slab.
+  auto c = MustAcquire(pool, kG);
+  ASSERT_NE(c, nullptr);
+  Fill(c->span(), 4);
+  EXPECT_TRUE(Holds(c->span(), 4));
+}
+
+TEST(ChunkBufferPool, SlotIsWipedWhenGivenBackAndReused) {
+  ChunkBufferPool pool(0);
+  auto keep = MustAcquire(pool, kG);  // keeps the slab mapped
+  auto b = MustAcquire(pool, kG - 100);
+  ASSERT_TRUE(keep && b);
+  Fill(b->span(), 7);
+  const uint8_t* slot = b->span().data();
+  b.reset();
+  for (size_t i = 0; i < kG - 100; ++i) {
+    ASSERT_EQ(slot[i], 0) << "plaintext left in a slot given back, at " << i;
+  }
+  auto c = MustAcquire(pool, kG);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->span().data(), slot) << "the free slot is reused before a new slab is mapped";
+  EXPECT_EQ(pool.mapped_count(), 3u);
+}
+
+TEST(ChunkBufferPool, OtherSizesGetTheirOwnMapping) {
+  ChunkBufferPool pool(0);
+  auto b = MustAcquire(pool, 3 * kG);  // 768 KiB does not divide 2 MiB
+  ASSERT_NE(b, nullptr);
+  const uintptr_t start = reinterpret_cast<uintptr_t>(b->span().data());
+  b.reset();
+  EXPECT_FALSE(Mapped(start, 3 * kG)) << "unmapped on release";
 }
 
 }  // namespace
