@@ -33,9 +33,7 @@ class ChunkSlab {
     const uintptr_t raw = reinterpret_cast<uintptr_t>(p);
     const uintptr_t base = (raw + kBytes - 1) & ~uintptr_t{kBytes - 1};
     if (base > raw) ::munmap(p, base - raw);
-    if (base + kBytes < raw + 2 * kBytes) {
-      ::munmap(reinterpret_cast<void*>(base + kBytes), raw + kBytes - base);
-    }
+    ::munmap(reinterpret_cast<void*>(base + kBytes), raw + kBytes - base);  // never empty
     auto* data = reinterpret_cast<uint8_t*>(base);
     (void)::madvise(data, kBytes, MADV_HUGEPAGE);  // best effort
     (void)::madvise(data, kBytes, MADV_DONTDUMP);  // best effort: plaintext stays out of cores

@@ -13,9 +13,10 @@
 // handed out may hold plaintext of an earlier chunk of this mount, so a loader must overwrite
 // all of its span() and the span must never be shown before that. Idle buffers are kept up
 // to `idle_cap_bytes`; beyond that a returned buffer is wiped and unmapped (or its slot wiped
-// and given back to its slab). Drain() (part of revocation) wipes and unmaps every idle buffer and
-// makes the pool wipe every buffer returned later instead of keeping it. Thread safety:
-// thread-safe. Buffers may outlive the pool object.
+// and given back to its slab). Drain() (part of revocation) wipes and unmaps every idle
+// buffer and makes the pool wipe every buffer returned later instead of keeping it.
+//
+// Thread safety: thread-safe. Buffers may outlive the pool object.
 #ifndef CTFS_FS_CHUNK_BUFFER_POOL_H_
 #define CTFS_FS_CHUNK_BUFFER_POOL_H_
 
