@@ -215,9 +215,10 @@ CLI::App* AddMount(CLI::App& app, MountArgs& args) {
                 "Extra threads decrypting chunks of one read in parallel (default 2)")
       ->check(CLI::Range(size_t{0}, size_t{256}));
   c->add_option("--prefetch-mb", args.prefetch_mb,
-                "Decrypt up to this many MiB ahead of sequential readers (default 16; 0 = off; "
-                "a stream's window starts at 1 MiB and doubles with what it reads; more than "
-                "--cache-mb only evicts what was decrypted ahead)")
+                "Decrypt up to this many MiB ahead of sequential readers (default 64; 0 = off; "
+                "files read at once share it, down to 4 MiB each; a stream's window starts "
+                "at 1 MiB and doubles with what it reads; more than --cache-mb only evicts what "
+                "was decrypted ahead)")
       ->check(CLI::Range(size_t{0}, size_t{1} << 16));
   c->add_option("--prefetch-threads", args.prefetch_threads,
                 "Threads decrypting ahead (default 4); with direct I/O each keeps one read of "

@@ -66,7 +66,7 @@ struct MountArgs {
   size_t cache_mb = 256;
   size_t threads = 16;
   size_t decrypt_threads = 2;
-  size_t prefetch_mb = 16;
+  size_t prefetch_mb = 64;
   size_t prefetch_threads = 4;
   bool direct_io = true;
   size_t read_ahead_kb = 4096;

@@ -142,14 +142,25 @@ std::vector<ChunkCache::Key> PlainFile::PlanReadAhead(uint64_t plain_off, uint64
   const std::optional<uint64_t> streamed =
       ContinueStream(plain_off, end, std::min(window.max_len, kStreamSlack));
   const uint64_t prefix_len = encrypted_->plain_prefix().size();
+  // Files, not streams, share the budget: one sequential reader looks like several streams
+  // of its file when its readahead requests arrive out of order.
+  const StreamActivity::Clock::time_point now = StreamActivity::Clock::now();
+  if (window.shared_by != nullptr && end >= size_) window.shared_by->End(file_id_, now);
   if (!streamed || end >= size_) return keys;
+  uint64_t max_len = window.max_len;
+  if (window.shared_by != nullptr) {
+    window.shared_by->Note(file_id_, now);
+    max_len = StreamActivity::ShareOf(max_len, window.shared_by->Active(now), window.min_share);
+  }
   const uint64_t ahead_len =
-      std::min(window.max_len, std::max(window.first_len, 2 * std::min(*streamed, window.max_len)));
+      std::min(max_len, std::max(window.first_len, 2 * std::min(*streamed, max_len)));
   const uint64_t ahead_off = std::max(end, prefix_len) - prefix_len;
   const uint64_t data_len = size_ - prefix_len;
   auto pieces = encrypted_->MapDataRange(ahead_off, std::min(ahead_len, data_len - ahead_off));
   if (!pieces.ok()) return keys;
   for (const EncryptedFile::RangePiece& p : *pieces) {
+    // A unit (v1: a whole tensor) longer than a shared window but not than the whole one is
+    // still read ahead.
     if (!p.encrypted || p.unit_len > window.max_len) continue;
     ChunkCache::Key key{file_id_, p.tensor, p.unit};
     if (!keys.empty() && keys.back() == key) continue;

@@ -20,6 +20,7 @@
 #include "base/unique_fd.h"
 #include "fs/chunk_cache.h"
 #include "fs/encrypted_file.h"
+#include "fs/stream_activity.h"
 #include "fs/worker_pool.h"
 
 namespace ctfs::fs {
@@ -61,10 +62,16 @@ class PlainFile {
 
   // How far to read ahead of a confirmed stream: twice what it has read, at least `first_len`,
   // at most `max_len` (0: nothing). Kernel readahead grows its window the same way; a reader
-  // of the first bytes of a file only (a header probe) costs little decryption.
+  // of the first bytes of a file only (a header probe) costs little decryption. With
+  // `shared_by`, a read continuing a confirmed stream notes its file there (a read reaching
+  // EOF ends it), and `max_len` is split among the files active in it
+  // (StreamActivity::ShareOf, at least `min_share`); a unit (v1: a whole tensor) longer than
+  // that share but not than `max_len` is still read ahead.
   struct AheadWindow {
     uint64_t first_len = 0;
     uint64_t max_len = 0;
+    StreamActivity* shared_by = nullptr;
+    uint64_t min_share = 0;
   };
   // PlanReadAhead is called after a read of [plain_off, plain_off + len). If that read
   // continues one of the last kReadStreams read streams of this file (starts within

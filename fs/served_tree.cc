@@ -123,8 +123,11 @@ Result<bool> ServedTree::ReadSpans(const OpenHandle& handle, uint64_t off, size_
 
 void ServedTree::QueueReadAhead(const PlainFile& file, uint64_t off, uint64_t len) const {
   std::optional<ChunkCache::Key> last_head;
+  // Files read at once share the budget (PlainFile::AheadWindow), down to one run each.
   const PlainFile::AheadWindow window{.first_len = options_.prefetch_first_bytes,
-                                      .max_len = options_.prefetch_bytes};
+                                      .max_len = options_.prefetch_bytes,
+                                      .shared_by = &streams_,
+                                      .min_share = options_.prefetch_run_bytes};
   for (const ChunkCache::Key& key : file.PlanReadAhead(off, len, window)) {
     const ChunkCache::Key head = file.RunHead(key, options_.prefetch_run_bytes);
     if (head == last_head) continue;  // keys come in file order: a run's chunks are adjacent

@@ -22,15 +22,18 @@
 #include "fs/model_tree.h"
 #include "fs/plain_file.h"
 #include "fs/prefetcher.h"
+#include "fs/stream_activity.h"
 #include "fs/worker_pool.h"
 #include "keys/key_resolver.h"
 
 namespace ctfs::fs {
 
 struct ServeOptions {
-  size_t cache_bytes = 256u << 20;    // decrypted-chunk cache cap
-  size_t decrypt_threads = 2;         // helpers for multi-chunk reads (plus the reading thread)
-  size_t prefetch_bytes = 16u << 20;  // decrypt this far ahead of sequential readers; 0 = off
+  size_t cache_bytes = 256u << 20;  // decrypted-chunk cache cap
+  size_t decrypt_threads = 2;       // helpers for multi-chunk reads (plus the reading thread)
+  // Decrypt this far ahead of sequential readers, shared by the files read at once
+  // (StreamActivity); 0 = off.
+  size_t prefetch_bytes = 64u << 20;
   // A new stream's window: it grows to twice what the stream has read, up to prefetch_bytes,
   // so that a reader of a file's first bytes only (a header probe) costs little decryption.
   size_t prefetch_first_bytes = 1u << 20;
@@ -94,6 +97,7 @@ class ServedTree {
   std::unique_ptr<ChunkCache> cache_;
   std::unique_ptr<WorkerPool> pool_;
   std::unique_ptr<Prefetcher> prefetcher_;  // its jobs take mu_ shared and check revoked_
+  mutable StreamActivity streams_;          // files sharing options_.prefetch_bytes
   mutable std::shared_mutex mu_;
   // Index = ino - 1: the open encrypted view, or the reason it could not be opened.
   std::vector<std::unique_ptr<PlainFile>> encrypted_;  // GUARDED_BY(mu_)

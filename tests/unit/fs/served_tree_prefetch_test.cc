@@ -467,5 +467,39 @@ TEST_F(ServedTreeTest, DestroyWithPrefetchJobsQueued) {
   EXPECT_EQ((*unstarted)->prefetched(), 0u);
 }
 
+TEST_F(ServedTreeTest, FilesReadAtOnceShareTheReadAheadWindow) {
+  auto d = MakeDetector();
+  ASSERT_TRUE(d.has_value());
+  const PlainFile& f = d->file();
+  const uint64_t ino = Ino(*d->tree, "model.safetensors");
+  const uint64_t prefix = PrefixLen();
+  using Keys = std::vector<ChunkCache::Key>;
+  auto t = [&](uint64_t tensor, uint64_t unit) { return ChunkCache::Key{ino, tensor, unit}; };
+  StreamActivity activity;
+  const PlainFile::AheadWindow shared{
+      .first_len = 32768, .max_len = 32768, .shared_by = &activity, .min_share = 4096};
+  // Another file is being read: this one gets half of the window, 16384 bytes (the keys of
+  // PlanReadAheadDetectsSequentialAccess for that window), and counts as active itself.
+  activity.Note(ino + 1000, StreamActivity::Clock::now());
+  EXPECT_EQ(f.PlanReadAhead(0, prefix, shared),
+            (Keys{t(0, 0), t(0, 1), t(1, 0), t(2, 0), t(2, 1), t(2, 2)}));
+  EXPECT_EQ(activity.Active(StreamActivity::Clock::now()), 2u);
+  // The read reaching EOF ends this file's stream: the other file is alone again.
+  EXPECT_EQ(f.PlanReadAhead(plain_.size() - 50, 50, shared), Keys{});
+  EXPECT_EQ(activity.Active(StreamActivity::Clock::now()), 1u);
+
+  // Control: read alone, the same read gets the whole window, up to t2 unit 6 (data offset
+  // 32767).
+  auto alone = MakeDetector();
+  ASSERT_TRUE(alone.has_value());
+  StreamActivity nobody_else;
+  const Keys keys = alone->file().PlanReadAhead(
+      0, prefix,
+      {.first_len = 32768, .max_len = 32768, .shared_by = &nobody_else, .min_share = 4096});
+  ASSERT_FALSE(keys.empty());
+  EXPECT_EQ(keys.back(), t(2, (32767 - kT2Begin) / kChunk));
+  EXPECT_EQ(keys.size(), 10u);  // t0: 2 units, t1: 1, t2: units 0-6
+}
+
 }  // namespace
 }  // namespace ctfs::fs
