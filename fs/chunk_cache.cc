@@ -32,6 +32,12 @@ Result<ChunkCache::Chunk> ChunkCache::GetOrLoad(const Key& key, size_t len, cons
       lru_.splice(lru_.begin(), lru_, it->second.lru_pos);
       pending = it->second.future;
     } else {
+      // A chunk served whole is read again: the kernel dropped its pages, and likely the
+      // others' it was served with. Let decrypt-ahead have them all again.
+      if (consumed_.count(key) != 0) {
+        consumed_.clear();
+        consumed_fifo_.clear();
+      }
       load_id = ReserveLocked(key, promise.get_future().share());
     }
   }

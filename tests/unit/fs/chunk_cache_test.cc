@@ -23,6 +23,12 @@ ChunkCache::Loader Fill(uint8_t value, std::atomic<int>* calls) {
   };
 }
 
+// Consume loads a 10-byte chunk and serves it whole (so the cache drops it as consumed).
+void Consume(ChunkCache& cache, const ChunkCache::Key& key, std::atomic<int>* calls) {
+  ASSERT_TRUE(cache.GetOrLoad(key, 10, Fill(1, calls)).ok());
+  cache.NoteServed(key, 10);
+}
+
 TEST(ChunkCache, HitsAfterFirstLoadAndEvictsByBytes) {
   ChunkCache cache(300);
   std::atomic<int> calls{0};
@@ -220,10 +226,7 @@ TEST(ChunkCache, WantsPrefetch) {
 TEST(ChunkCache, ConsumedKeysAreForgottenAfterKConsumedMemory) {
   ChunkCache cache(1 << 20);
   std::atomic<int> calls{0};
-  auto consume = [&](const ChunkCache::Key& k) {
-    ASSERT_TRUE(cache.GetOrLoad(k, 10, Fill(1, &calls)).ok());
-    cache.NoteServed(k, 10);
-  };
+  auto consume = [&](const ChunkCache::Key& k) { Consume(cache, k, &calls); };
   consume({7, 0, 0});
   EXPECT_FALSE(cache.WantsPrefetch({7, 0, 0}));
   for (uint64_t u = 1; u < ChunkCache::kConsumedMemory; ++u) consume({7, 1, u});
@@ -232,6 +235,21 @@ TEST(ChunkCache, ConsumedKeysAreForgottenAfterKConsumedMemory) {
   EXPECT_TRUE(cache.WantsPrefetch({7, 0, 0})) << "the oldest consumed key is forgotten";
   EXPECT_FALSE(cache.WantsPrefetch({7, 1, 1}));
   EXPECT_EQ(cache.cached_bytes(), 0u);
+}
+
+TEST(ChunkCache, ReadingAConsumedChunkAgainForgetsTheConsumedKeys) {
+  ChunkCache cache(1 << 20);
+  std::atomic<int> calls{0};
+  auto consume = [&](const ChunkCache::Key& k) { Consume(cache, k, &calls); };
+  for (uint64_t u = 0; u < 3; ++u) consume({7, 0, u});
+  EXPECT_FALSE(cache.WantsPrefetch({7, 0, 1})) << "consumed: the page cache has it";
+  EXPECT_FALSE(cache.WantsPrefetch({7, 0, 2}));
+  // The kernel asks for unit 0 again: its pages were dropped, and likely the others' too.
+  ASSERT_TRUE(cache.GetOrLoad({7, 0, 0}, 10, Fill(1, &calls)).ok());
+  EXPECT_EQ(calls.load(), 4) << "a consumed chunk read again is loaded again";
+  EXPECT_TRUE(cache.WantsPrefetch({7, 0, 1})) << "decrypt-ahead may load the others again";
+  EXPECT_TRUE(cache.WantsPrefetch({7, 0, 2}));
+  EXPECT_FALSE(cache.WantsPrefetch({7, 0, 0})) << "cached now";
 }
 
 TEST(ChunkCache, PrefetchLoadsWantedKeysOnly) {
