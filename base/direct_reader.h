@@ -22,7 +22,9 @@
 
 namespace ctfs {
 
-// StagingBuffer: a page-aligned anonymous mapping that grows on demand. Holds ciphertext only,
+// StagingBuffer: a page-aligned anonymous mapping that grows on demand; from a huge page's
+// length on, it starts on a huge-page boundary and asks for transparent huge pages
+// (huge_mapping.h), because the disk fills those several times faster. Holds ciphertext only,
 // so it is not wiped. Move-only.
 class StagingBuffer {
  public:

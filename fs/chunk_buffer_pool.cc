@@ -13,29 +13,21 @@
 #include <vector>
 
 #include "base/check.h"
+#include "base/huge_mapping.h"
 #include "base/secret_bytes.h"
 
 namespace ctfs::fs {
 
-// ChunkSlab: one mapping of ChunkBufferPool::kSlabBytes, aligned to its size and marked
-// MADV_HUGEPAGE (best effort: the kernel's THP setting decides), cut into equal slots. Buffers
-// hold a reference to their slab; the last one gone unmaps it. Thread-safe.
+// ChunkSlab: one mapping of ChunkBufferPool::kSlabBytes from MapHugeAligned (a transparent
+// huge page where the kernel gives one), cut into equal slots. Buffers hold a reference to
+// their slab; the last one gone unmaps it. Thread-safe.
 class ChunkSlab {
  public:
   static constexpr size_t kBytes = ChunkBufferPool::kSlabBytes;
 
   static Result<std::shared_ptr<ChunkSlab>> Map(size_t slot_len) {
     CTFS_CHECK(slot_len > 0 && kBytes % slot_len == 0);
-    // Map twice the size and trim both ends: what is left starts on a kBytes boundary.
-    void* p =
-        ::mmap(nullptr, 2 * kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) return ErrnoError(errno, "mmap of a chunk buffer slab");
-    const uintptr_t raw = reinterpret_cast<uintptr_t>(p);
-    const uintptr_t base = (raw + kBytes - 1) & ~uintptr_t{kBytes - 1};
-    if (base > raw) ::munmap(p, base - raw);
-    ::munmap(reinterpret_cast<void*>(base + kBytes), raw + kBytes - base);  // never empty
-    auto* data = reinterpret_cast<uint8_t*>(base);
-    (void)::madvise(data, kBytes, MADV_HUGEPAGE);  // best effort
+    CTFS_ASSIGN_OR_RETURN(uint8_t * data, MapHugeAligned(kBytes, "chunk buffer slab"));
     (void)::madvise(data, kBytes, MADV_DONTDUMP);  // best effort: plaintext stays out of cores
     return std::shared_ptr<ChunkSlab>(new ChunkSlab(data, slot_len));
   }

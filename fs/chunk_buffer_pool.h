@@ -25,6 +25,7 @@
 #include <memory>
 
 #include "base/bytes.h"
+#include "base/huge_mapping.h"
 #include "base/result.h"
 
 namespace ctfs::fs {
@@ -64,7 +65,7 @@ class ChunkBuffer {
 class ChunkBufferPool {
  public:
   static constexpr size_t kGranule = 256 * 1024;
-  static constexpr size_t kSlabBytes = 2 * 1024 * 1024;  // one x86-64 transparent huge page
+  static constexpr size_t kSlabBytes = kHugePageLen;
 
   explicit ChunkBufferPool(size_t idle_cap_bytes);
   ~ChunkBufferPool();

@@ -39,6 +39,9 @@ if ! diff <(.venv/bin/python bench/report.py "$smoke_out/results.json") \
 fi
 .venv/bin/python bench/chunk_sizes.py --work "${TMPDIR:-/tmp}/ctfs-bench-smoke" --size-gib 0.02 \
   --repeats 1 --fio-runtime 1 --chunk-kib 64,256 || rc=$?
+head -c $((9 << 20)) /dev/urandom > "${TMPDIR:-/tmp}/ctfs-bench-smoke/direct_read.bin"
+.venv/bin/python bench/direct_read.py "${TMPDIR:-/tmp}/ctfs-bench-smoke/direct_read.bin" \
+  --repeats 2 || rc=$?
 
 left=$(grep -c ' fuse.ctfs ' /proc/mounts || true)
 if [ "$left" != "0" ]; then

@@ -7,6 +7,8 @@
 #include <random>
 #include <string>
 
+#include "base/huge_mapping.h"
+#include "tests/testing/smaps.h"
 #include "tests/testing/temp_dir.h"
 
 namespace ctfs {
@@ -111,6 +113,34 @@ TEST(StagingBuffer, GrowsAndMoves) {
   EXPECT_EQ(a.data(), nullptr);
   EXPECT_GE(b.capacity(), 3u << 20);
   b.data()[(3u << 20) - 1] = 1;  // usable to the end
+}
+
+// A run's read (a few huge pages and a little more) lands in huge pages, its short tail and
+// short reads do not (they would commit a whole huge page for a few KiB).
+TEST(StagingBuffer, LongReadsGetHugePagesShortOnesDoNot) {
+  const std::string mode = ctfs::testing::ThpMode();
+  const size_t run_len = 2 * kHugePageLen + 8192;
+  StagingBuffer run;
+  ASSERT_TRUE(run.Reserve(run_len).ok());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(run.data()) % kHugePageLen, 0u);
+  EXPECT_EQ(run.capacity(), 3 * kHugePageLen);
+  run.data()[run_len - 1] = 1;
+  auto head = ctfs::testing::VmaOf(run.data());
+  auto tail = ctfs::testing::VmaOf(run.data() + 2 * kHugePageLen);
+  ASSERT_TRUE(head.has_value() && tail.has_value());
+  StagingBuffer small;
+  ASSERT_TRUE(small.Reserve(300 * 1024).ok());
+  EXPECT_LT(small.capacity(), kHugePageLen);
+  auto small_vma = ctfs::testing::VmaOf(small.data());
+  ASSERT_TRUE(small_vma.has_value());
+  if (mode != "madvise" && mode != "always") GTEST_SKIP() << "no transparent huge pages here";
+  ASSERT_TRUE(head->thp_eligible && tail->thp_eligible && small_vma->thp_eligible)
+      << "no THPeligible in /proc/self/smaps";
+  EXPECT_TRUE(*head->thp_eligible);
+  EXPECT_FALSE(*tail->thp_eligible) << "the tail past the last whole huge page";
+  if (mode == "madvise") {
+    EXPECT_FALSE(*small_vma->thp_eligible);
+  }
 }
 
 }  // namespace

@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: Apache-2.0
+// Reading this process's /proc/self/smaps in tests: which mapping holds an address, and
+// whether the kernel counts it as eligible for transparent huge pages.
+#ifndef CTFS_TESTS_TESTING_SMAPS_H_
+#define CTFS_TESTS_TESTING_SMAPS_H_
+
+#include <cstdint>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+#include <string>
+
+namespace ctfs::testing {
+
+struct Vma {
+  uintptr_t start = 0;
+  uintptr_t end = 0;
+  std::optional<bool> thp_eligible;  // the "THPeligible" field, where the kernel has it
+};
+
+// VmaOf returns the mapping that contains `addr`, or nullopt.
+inline std::optional<Vma> VmaOf(const void* addr) {
+  const auto a = reinterpret_cast<uintptr_t>(addr);
+  std::ifstream in("/proc/self/smaps");
+  std::string line;
+  std::optional<Vma> found;
+  while (std::getline(in, line)) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2) {  // a mapping's first line
+      if (found) return found;                                   // the next mapping's header: done
+      if (a >= lo && a < hi) found = Vma{.start = lo, .end = hi, .thp_eligible = std::nullopt};
+      continue;
+    }
+    int eligible = 0;
+    if (found && std::sscanf(line.c_str(), "THPeligible: %d", &eligible) == 1) {
+      found->thp_eligible = eligible != 0;
+    }
+  }
+  return found;
+}
+
+// ThpMode returns the kernel's transparent huge page mode ("always", "madvise", "never"), or
+// "" where the kernel has none.
+inline std::string ThpMode() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string modes;
+  std::getline(in, modes);
+  const size_t open = modes.find('[');
+  const size_t close = modes.find(']');
+  if (open == std::string::npos || close == std::string::npos || close < open) return "";
+  return modes.substr(open + 1, close - open - 1);
+}
+
+}  // namespace ctfs::testing
+
+#endif  // CTFS_TESTS_TESTING_SMAPS_H_
