@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <fstream>
 
 #include "base/check.h"
 
@@ -26,6 +27,20 @@ Result<uint8_t*> MapHugeAligned(size_t len, const std::string& what) {
   auto* data = reinterpret_cast<uint8_t*>(base);
   (void)::madvise(data, len, MADV_HUGEPAGE);  // best effort
   return data;
+}
+
+std::string ThpModeFrom(std::string_view enabled_text) {
+  const size_t open = enabled_text.find('[');
+  const size_t close = enabled_text.find(']', open);
+  if (open == std::string_view::npos || close == std::string_view::npos) return "";
+  return std::string(enabled_text.substr(open + 1, close - open - 1));
+}
+
+std::string ThpMode() {
+  std::ifstream in(kThpEnabledPath);
+  std::string line;
+  if (!std::getline(in, line)) return "";
+  return ThpModeFrom(line);
 }
 
 }  // namespace ctfs

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "base/result.h"
 
@@ -23,6 +24,16 @@ inline constexpr size_t kHugePageLen = size_t{2} << 20;  // x86-64 transparent h
 // readable and writable, at a kHugePageLen-aligned address. Release it with munmap(p, len).
 // `what` names the memory in the error message.
 Result<uint8_t*> MapHugeAligned(size_t len, const std::string& what);
+
+inline constexpr char kThpEnabledPath[] = "/sys/kernel/mm/transparent_hugepage/enabled";
+
+// ThpModeFrom returns the mode marked in the text of kThpEnabledPath ("always [madvise] never"
+// gives "madvise"), or "" when none is marked.
+std::string ThpModeFrom(std::string_view enabled_text);
+
+// ThpMode returns this kernel's transparent huge page mode ("always", "madvise" or "never"),
+// or "" where the kernel has none. With "never", MapHugeAligned gives small pages.
+std::string ThpMode();
 
 }  // namespace ctfs
 

@@ -4,6 +4,8 @@
 #include <mutex>
 #include <optional>
 
+#include "base/huge_mapping.h"
+
 namespace ctfs::fs {
 namespace {
 
@@ -12,6 +14,13 @@ Status RevokedError() { return PermissionDeniedError("access revoked (the mount 
 constexpr size_t kMaxQueuedPrefetches = 64;
 
 }  // namespace
+
+std::string DirectReadsWarning(std::string_view thp_mode) {
+  if (thp_mode != "never") return "";
+  return std::string("transparent huge pages are off (") + kThpEnabledPath +
+         ": never): decrypt-ahead reads ciphertext into 4 KiB pages, which can be several "
+         "times slower than into huge pages (bench/direct_read.py)";
+}
 
 Result<std::unique_ptr<ServedTree>> ServedTree::Create(const std::string& source_dir,
                                                        const keys::KeyResolver& keys,
@@ -25,6 +34,7 @@ Result<std::unique_ptr<ServedTree>> ServedTree::Create(const std::string& source
   t->encrypted_.resize(n);
   t->open_errors_.resize(n);
   size_t no_direct_io = 0;
+  size_t direct_io = 0;
   std::string no_direct_reason;
   for (const TreeNode& node : t->tree_.nodes()) {
     if (node.kind != TreeNode::Kind::kEncrypted) continue;
@@ -43,6 +53,7 @@ Result<std::unique_ptr<ServedTree>> ServedTree::Create(const std::string& source
     if (options.direct_io && options.prefetch_bytes > 0 && options.prefetch_threads > 0 &&
         options.cache_bytes > 0) {
       Status st = (*f)->EnableDirectReads();
+      if (st.ok()) ++direct_io;
       if (!st.ok() && no_direct_io++ == 0) no_direct_reason = st.message();
     }
     t->encrypted_[node.ino - 1] =
@@ -52,6 +63,9 @@ Result<std::unique_ptr<ServedTree>> ServedTree::Create(const std::string& source
     warnings->push_back(std::to_string(no_direct_io) +
                         " encrypted file(s) are read through the page cache (" + no_direct_reason +
                         ")");
+  }
+  if (direct_io > 0 && warnings != nullptr) {
+    if (std::string w = DirectReadsWarning(ThpMode()); !w.empty()) warnings->push_back(w);
   }
   return t;
 }

@@ -15,6 +15,7 @@
 #include <memory>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -42,6 +43,11 @@ struct ServeOptions {
   bool direct_io = true;         // decrypt ahead from O_DIRECT reads (needs prefetch and a cache)
   bool allow_bad_files = false;  // serve the rest if some encrypted files fail to open
 };
+
+// DirectReadsWarning returns the mount warning for decrypt-ahead reads under the kernel's
+// transparent huge page mode `thp_mode` (base/huge_mapping.h ThpMode()): "" unless huge pages
+// are off, which leaves the staging buffers on 4 KiB pages (several times slower on some VMs).
+std::string DirectReadsWarning(std::string_view thp_mode);
 
 // A handle returned by Open: either the shared encrypted view of an inode or an own
 // passthrough file.

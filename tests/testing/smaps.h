@@ -39,18 +39,6 @@ inline std::optional<Vma> VmaOf(const void* addr) {
   return found;
 }
 
-// ThpMode returns the kernel's transparent huge page mode ("always", "madvise", "never"), or
-// "" where the kernel has none.
-inline std::string ThpMode() {
-  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
-  std::string modes;
-  std::getline(in, modes);
-  const size_t open = modes.find('[');
-  const size_t close = modes.find(']');
-  if (open == std::string::npos || close == std::string::npos || close < open) return "";
-  return modes.substr(open + 1, close - open - 1);
-}
-
 }  // namespace ctfs::testing
 
 #endif  // CTFS_TESTS_TESTING_SMAPS_H_

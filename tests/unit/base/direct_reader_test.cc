@@ -118,7 +118,7 @@ TEST(StagingBuffer, GrowsAndMoves) {
 // A run's read (a few huge pages and a little more) lands in huge pages, its short tail and
 // short reads do not (they would commit a whole huge page for a few KiB).
 TEST(StagingBuffer, LongReadsGetHugePagesShortOnesDoNot) {
-  const std::string mode = ctfs::testing::ThpMode();
+  const std::string mode = ThpMode();
   const size_t run_len = 2 * kHugePageLen + 8192;
   StagingBuffer run;
   ASSERT_TRUE(run.Reserve(run_len).ok());

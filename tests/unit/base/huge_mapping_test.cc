@@ -11,7 +11,6 @@
 namespace ctfs {
 namespace {
 
-using ctfs::testing::ThpMode;
 using ctfs::testing::VmaOf;
 
 TEST(MapHugeAligned, MapsZeroedWritableMemoryOnAHugePageBoundary) {
@@ -36,6 +35,17 @@ TEST(MapHugeAligned, MapsZeroedWritableMemoryOnAHugePageBoundary) {
     }
     ASSERT_EQ(::munmap(p, len), 0);
   }
+}
+
+TEST(ThpMode, ReadsTheMarkedMode) {
+  EXPECT_EQ(ThpModeFrom("always [madvise] never\n"), "madvise");
+  EXPECT_EQ(ThpModeFrom("[always] madvise never"), "always");
+  EXPECT_EQ(ThpModeFrom("always madvise [never]"), "never");
+  EXPECT_EQ(ThpModeFrom("always madvise never"), "");
+  EXPECT_EQ(ThpModeFrom("] broken ["), "");
+  EXPECT_EQ(ThpModeFrom(""), "");
+  const std::string mode = ThpMode();  // this machine's, or "" without THP
+  EXPECT_TRUE(mode.empty() || mode == "always" || mode == "madvise" || mode == "never") << mode;
 }
 
 TEST(MapHugeAligned, AnImpossibleLengthIsAnError) {

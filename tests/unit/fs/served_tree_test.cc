@@ -95,5 +95,14 @@ TEST_F(ServedTreeTest, MissingKeyRefusesMount) {
   EXPECT_NE(t.status().message().find("e1"), std::string::npos) << t.status().message();
 }
 
+TEST(DirectReadsWarning, OnlyWhenHugePagesAreOff) {
+  EXPECT_EQ(DirectReadsWarning("madvise"), "");
+  EXPECT_EQ(DirectReadsWarning("always"), "");
+  EXPECT_EQ(DirectReadsWarning(""), "");  // no THP in this kernel at all: nothing to switch on
+  const std::string w = DirectReadsWarning("never");
+  EXPECT_NE(w.find("transparent huge pages are off"), std::string::npos) << w;
+  EXPECT_NE(w.find("/sys/kernel/mm/transparent_hugepage/enabled"), std::string::npos) << w;
+}
+
 }  // namespace
 }  // namespace ctfs::fs
