@@ -44,7 +44,12 @@ REF_V = "reference cryptotensors"
 # ---------------------------------------------------------------------------------------------
 
 def seq_read(root: Path, rel: list[str]) -> tuple[int, float]:
-    buf = bytearray(MiB)
+    """1 MiB reads into one page-aligned buffer, as dd, cp and fio read. Not a bytearray:
+    where malloc puts one depends on the process's past (16 bytes past a page in a fresh
+    process, 416 in a smoke run of this script), and on this VM's CPU the kernel's copy into a
+    destination 1-31 bytes past a page boundary runs 4-6x slower (bench/copy_offsets.py), a
+    reader cost that would crowd the daemon on 2 vCPUs, whatever is mounted."""
+    buf = mmap.mmap(-1, MiB)
     mv = memoryview(buf)
     total = 0
     t0 = time.perf_counter()

@@ -15,6 +15,7 @@
 #include "base/check.h"
 #include "base/huge_mapping.h"
 #include "base/secret_bytes.h"
+#include "fs/copy_alignment.h"
 
 namespace ctfs::fs {
 
@@ -79,6 +80,7 @@ ChunkBuffer::ChunkBuffer(ChunkBuffer&& other) noexcept
     : slab_(std::move(other.slab_)),
       data_(std::exchange(other.data_, nullptr)),
       capacity_(std::exchange(other.capacity_, 0)),
+      lead_(std::exchange(other.lead_, 0)),
       size_(std::exchange(other.size_, 0)),
       touched_len_(std::exchange(other.touched_len_, 0)) {}
 
@@ -88,6 +90,7 @@ ChunkBuffer& ChunkBuffer::operator=(ChunkBuffer&& other) noexcept {
     slab_ = std::move(other.slab_);
     data_ = std::exchange(other.data_, nullptr);
     capacity_ = std::exchange(other.capacity_, 0);
+    lead_ = std::exchange(other.lead_, 0);
     size_ = std::exchange(other.size_, 0);
     touched_len_ = std::exchange(other.touched_len_, 0);
   }
@@ -96,10 +99,11 @@ ChunkBuffer& ChunkBuffer::operator=(ChunkBuffer&& other) noexcept {
 
 ChunkBuffer::~ChunkBuffer() { Release(); }
 
-void ChunkBuffer::set_size(size_t len) {
-  CTFS_CHECK(len <= capacity_);
+void ChunkBuffer::set_span(size_t lead, size_t len) {
+  CTFS_CHECK(lead <= capacity_ && len <= capacity_ - lead);
+  lead_ = lead;
   size_ = len;
-  touched_len_ = std::max(touched_len_, len);
+  touched_len_ = std::max(touched_len_, lead + len);
 }
 
 void ChunkBuffer::Release() {
@@ -112,7 +116,7 @@ void ChunkBuffer::Release() {
     ::munmap(data_, capacity_);
   }
   data_ = nullptr;
-  capacity_ = size_ = touched_len_ = 0;
+  capacity_ = lead_ = size_ = touched_len_ = 0;
 }
 
 struct ChunkBufferPool::State {
@@ -142,11 +146,29 @@ ChunkBufferPool::ChunkBufferPool(size_t idle_cap_bytes)
 
 ChunkBufferPool::~ChunkBufferPool() { Drain(); }
 
-Result<std::shared_ptr<ChunkBuffer>> ChunkBufferPool::Acquire(size_t len) {
-  if (len > SIZE_MAX - kGranule) {
+namespace {
+
+// The capacity of a fresh buffer for `span_end` bytes (lead + len): whole granules, at least
+// one. REQUIRES span_end <= SIZE_MAX - kGranule.
+size_t CapacityFor(size_t span_end) {
+  constexpr size_t kG = ChunkBufferPool::kGranule;
+  return std::max<size_t>(kG, (span_end + kG - 1) / kG * kG);
+}
+
+}  // namespace
+
+size_t ChunkBufferPool::LeadCost(size_t len, size_t lead) {
+  CTFS_CHECK(lead < kCopyPageLen);
+  if (len > SIZE_MAX - 2 * kGranule) return 0;  // Acquire refuses such a length anyway
+  return CapacityFor(lead + len) - CapacityFor(len);
+}
+
+Result<std::shared_ptr<ChunkBuffer>> ChunkBufferPool::Acquire(size_t len, size_t lead) {
+  CTFS_CHECK(lead < kCopyPageLen);
+  if (len > SIZE_MAX - 2 * kGranule) {
     return InvalidArgumentError("a chunk buffer of " + std::to_string(len) + " bytes is too large");
   }
-  const size_t want = std::max<size_t>(kGranule, (len + kGranule - 1) / kGranule * kGranule);
+  const size_t want = CapacityFor(lead + len);
   std::unique_ptr<ChunkBuffer> b;
   {
     std::lock_guard<std::mutex> lock(state_->mu);
@@ -164,7 +186,7 @@ Result<std::shared_ptr<ChunkBuffer>> ChunkBufferPool::Acquire(size_t len) {
     std::lock_guard<std::mutex> lock(state_->mu);
     ++state_->mapped;
   }
-  b->set_size(len);
+  b->set_span(lead, len);
   std::shared_ptr<State> state = state_;
   return std::shared_ptr<ChunkBuffer>(b.release(), [state](ChunkBuffer* p) { state->Return(p); });
 }

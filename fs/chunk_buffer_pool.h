@@ -32,8 +32,9 @@ namespace ctfs::fs {
 
 class ChunkSlab;  // see chunk_buffer_pool.cc
 
-// ChunkBuffer: `size()` usable bytes in an anonymous mapping of `capacity()` bytes (its own, or
-// a slot of a slab); wiped and unmapped (or given back to its slab) on destruction. Move-only.
+// ChunkBuffer: `size()` usable bytes starting `lead()` bytes into an anonymous mapping of
+// `capacity()` bytes (its own, or a slot of a slab); wiped and unmapped (or given back to its
+// slab) on destruction. Move-only.
 class ChunkBuffer {
  public:
   static Result<ChunkBuffer> Map(size_t capacity);
@@ -44,10 +45,11 @@ class ChunkBuffer {
   ~ChunkBuffer();
 
   size_t capacity() const { return capacity_; }
+  size_t lead() const { return lead_; }
   size_t size() const { return size_; }
-  void set_size(size_t len);  // REQUIRES len <= capacity()
-  MutableByteSpan span() { return {data_, size_}; }
-  ByteSpan span() const { return {data_, size_}; }
+  void set_span(size_t lead, size_t len);  // REQUIRES lead + len <= capacity()
+  MutableByteSpan span() { return {data_ + lead_, size_}; }
+  ByteSpan span() const { return {data_ + lead_, size_}; }
 
  private:
   friend class ChunkBufferPool;
@@ -58,8 +60,9 @@ class ChunkBuffer {
   std::shared_ptr<ChunkSlab> slab_;  // null: data_ is a mapping of its own
   uint8_t* data_ = nullptr;
   size_t capacity_ = 0;
+  size_t lead_ = 0;
   size_t size_ = 0;
-  size_t touched_len_ = 0;  // bytes that may hold data: what the destructor wipes
+  size_t touched_len_ = 0;  // bytes from data_ that may hold data: what the destructor wipes
 };
 
 class ChunkBufferPool {
@@ -73,8 +76,12 @@ class ChunkBufferPool {
   ChunkBufferPool& operator=(const ChunkBufferPool&) = delete;
 
   // Acquire returns a buffer of exactly `len` bytes (contents unspecified, see above) that
-  // goes back to the pool when the last reference is dropped.
-  Result<std::shared_ptr<ChunkBuffer>> Acquire(size_t len);
+  // starts `lead` bytes past a page boundary (REQUIRES lead < kCopyPageLen; fs/copy_alignment.h
+  // says why) and goes back to the pool when the last reference is dropped.
+  Result<std::shared_ptr<ChunkBuffer>> Acquire(size_t len, size_t lead = 0);
+  // LeadCost: how many bytes more a fresh buffer for `len` bytes maps with `lead` than without
+  // (0, or a granule when the lead pushes the span past a granule boundary).
+  static size_t LeadCost(size_t len, size_t lead);
 
   // Drain wipes and unmaps all idle buffers; buffers returned afterwards are wiped too.
   void Drain();

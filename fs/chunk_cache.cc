@@ -8,10 +8,18 @@
 #include "base/secret_bytes.h"
 
 namespace ctfs::fs {
+namespace {
 
-Result<ChunkCache::Chunk> ChunkCache::GetOrLoad(const Key& key, size_t len, const Loader& load) {
+// What a chunk of `len` bytes at `lead` counts against the capacity: its bytes, plus the
+// granule its lead may add to its buffer.
+size_t ChargeOf(size_t len, size_t lead) { return len + ChunkBufferPool::LeadCost(len, lead); }
+
+}  // namespace
+
+Result<ChunkCache::Chunk> ChunkCache::GetOrLoad(const Key& key, size_t len, const Loader& load,
+                                                size_t lead) {
   auto run_loader = [&]() -> Result<Chunk> {
-    CTFS_ASSIGN_OR_RETURN(std::shared_ptr<ChunkBuffer> chunk, pool_.Acquire(len));
+    CTFS_ASSIGN_OR_RETURN(std::shared_ptr<ChunkBuffer> chunk, pool_.Acquire(len, lead));
     Status st = load(chunk->span());
     if (!st.ok()) {
       WipeMemory(chunk->span().data(), len);  // the loader may have left partial plaintext
@@ -55,7 +63,7 @@ Result<ChunkCache::Chunk> ChunkCache::GetOrLoad(const Key& key, size_t len, cons
     return pending.get();
   }
   Result<Chunk> r = run_loader();
-  Finish(key, load_id, len, r);
+  Finish(key, load_id, len, ChargeOf(len, lead), r);
   promise.set_value(r);
   return r;
 }
@@ -70,7 +78,8 @@ uint64_t ChunkCache::ReserveLocked(const Key& key, std::shared_future<Result<Chu
   return e.load_id;
 }
 
-void ChunkCache::Finish(const Key& key, uint64_t load_id, size_t len, const Result<Chunk>& r) {
+void ChunkCache::Finish(const Key& key, uint64_t load_id, size_t len, size_t charge,
+                        const Result<Chunk>& r) {
   // Account for the chunk before waiters wake, so that their NoteServed() counts.
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(key);
@@ -81,14 +90,15 @@ void ChunkCache::Finish(const Key& key, uint64_t load_id, size_t len, const Resu
     return;
   }
   it->second.bytes = len;
-  bytes_ += len;
+  it->second.charge = charge;
+  bytes_ += charge;
   EvictLocked();
   peak_bytes_ = std::max(peak_bytes_, bytes_);
 }
 
 void ChunkCache::PrefetchRun(std::span<const Key> keys, std::span<const size_t> lens,
-                             const RunLoader& load) {
-  CTFS_CHECK(keys.size() == lens.size());
+                             const RunLoader& load, std::span<const size_t> leads) {
+  CTFS_CHECK(keys.size() == lens.size() && (leads.empty() || leads.size() == keys.size()));
   if (capacity_ == 0) return;
   struct Reserved {
     size_t index;
@@ -112,7 +122,8 @@ void ChunkCache::PrefetchRun(std::span<const Key> keys, std::span<const size_t> 
   std::vector<size_t> slot_owner;  // slots[k] belongs to reserved[slot_owner[k]]
   std::vector<Result<Chunk>> results(reserved.size(), InternalError("not loaded"));
   for (size_t j = 0; j < reserved.size(); ++j) {
-    Result<std::shared_ptr<ChunkBuffer>> buf = pool_.Acquire(lens[reserved[j].index]);
+    const size_t i = reserved[j].index;
+    Result<std::shared_ptr<ChunkBuffer>> buf = pool_.Acquire(lens[i], leads.empty() ? 0 : leads[i]);
     if (!buf.ok()) {
       results[j] = buf.status();
       continue;
@@ -129,7 +140,8 @@ void ChunkCache::PrefetchRun(std::span<const Key> keys, std::span<const size_t> 
     if (published[j]) return;
     published[j] = true;
     const size_t i = reserved[j].index;
-    Finish(keys[i], reserved[j].load_id, lens[i], results[j]);
+    Finish(keys[i], reserved[j].load_id, lens[i], ChargeOf(lens[i], leads.empty() ? 0 : leads[i]),
+           results[j]);
     reserved[j].promise.set_value(results[j]);
   };
   auto ready = [&](size_t k) {
@@ -155,14 +167,14 @@ void ChunkCache::EvictLocked() {
     --pos;
     auto it = entries_.find(*pos);
     if (it == entries_.end() || it->second.bytes == 0) continue;  // still loading
-    bytes_ -= it->second.bytes;
+    bytes_ -= it->second.charge;
     entries_.erase(it);
     pos = lru_.erase(pos);
   }
 }
 
 void ChunkCache::EraseLocked(std::map<Key, Entry>::iterator it) {
-  bytes_ -= it->second.bytes;
+  bytes_ -= it->second.charge;
   lru_.erase(it->second.lru_pos);
   entries_.erase(it);
 }

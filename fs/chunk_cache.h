@@ -57,8 +57,9 @@ class ChunkCache {
   ChunkCache(const ChunkCache&) = delete;
   ChunkCache& operator=(const ChunkCache&) = delete;
 
-  // GetOrLoad returns the chunk for `key`, loading it with `load` if needed.
-  Result<Chunk> GetOrLoad(const Key& key, size_t len, const Loader& load);
+  // GetOrLoad returns the chunk for `key`, loading it with `load` if needed into a buffer
+  // that starts `lead` bytes past a page boundary (ChunkBufferPool::Acquire).
+  Result<Chunk> GetOrLoad(const Key& key, size_t len, const Loader& load, size_t lead = 0);
 
   // WantsPrefetch: `key` is neither cached, nor being loaded, nor among the last
   // kConsumedMemory chunks dropped after being served whole, since the last load of such a
@@ -84,8 +85,10 @@ class ChunkCache {
   // PrefetchRun is Prefetch for several keys with one loader call (so that consecutive
   // chunks can be read from disk at once): the keys that WantsPrefetch are reserved (readers
   // wait for them, as for any load), `load` fills them, and each is published or dropped on
-  // its own status. `lens[i]` is the length of `keys[i]`. Nothing is loaded if no key wants it.
-  void PrefetchRun(std::span<const Key> keys, std::span<const size_t> lens, const RunLoader& load);
+  // its own status. `lens[i]` is the length of `keys[i]`, `leads[i]` (if given) the lead of its
+  // buffer as for GetOrLoad. Nothing is loaded if no key wants it.
+  void PrefetchRun(std::span<const Key> keys, std::span<const size_t> lens, const RunLoader& load,
+                   std::span<const size_t> leads = {});
 
   // How many consumed keys are remembered: enough to cover the decrypt-ahead windows of
   // readers that jump back and forth (transformers loads tensors in name order, not file
@@ -103,6 +106,8 @@ class ChunkCache {
   // reader holds it any more).
   void Clear();
 
+  // Bytes of cached chunks (a chunk whose lead took a granule more counts that too); the
+  // capacity bounds this.
   size_t cached_bytes() const;
   size_t peak_cached_bytes() const;
   const ChunkBufferPool& pool() const { return pool_; }
@@ -117,7 +122,8 @@ class ChunkCache {
   struct Entry {
     std::shared_future<Result<Chunk>> future;
     std::list<Key>::iterator lru_pos;
-    size_t bytes = 0;      // 0 while loading
+    size_t bytes = 0;      // the chunk's length; 0 while loading
+    size_t charge = 0;     // what it counts in bytes_: its length plus what its lead costs
     size_t served = 0;     // bytes handed to readers so far
     uint64_t load_id = 0;  // which GetOrLoad call created it
   };
@@ -125,7 +131,8 @@ class ChunkCache {
   uint64_t ReserveLocked(const Key& key, std::shared_future<Result<Chunk>> future);
   // Finish accounts for the outcome `r` of load `load_id` of `key` (unless Clear() or a newer
   // load replaced its entry) before waiters see it.
-  void Finish(const Key& key, uint64_t load_id, size_t len, const Result<Chunk>& r);
+  // `charge`: what it counts against the capacity (its length, plus ChunkBufferPool::LeadCost).
+  void Finish(const Key& key, uint64_t load_id, size_t len, size_t charge, const Result<Chunk>& r);
   void EvictLocked();
   void EraseLocked(std::map<Key, Entry>::iterator it);
 

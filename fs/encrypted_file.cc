@@ -14,6 +14,7 @@
 #include "crypto/signature.h"
 #include "format/plain_view.h"
 #include "format/signing_message.h"
+#include "fs/copy_alignment.h"
 #include "policy/embedded_policy.h"
 
 namespace ctfs::fs {
@@ -142,6 +143,13 @@ uint64_t EncryptedFile::AuthUnitLen(size_t index, uint64_t unit) const {
   if (!chunked_) return len;
   uint64_t start = unit * chunk_size_;
   return std::min(chunk_size_, len - std::min(len, start));
+}
+
+size_t EncryptedFile::AuthUnitLead(size_t index, uint64_t unit, bool direct) const {
+  const uint64_t cipher_off = CipherOffset(index, unit);
+  // The plain view differs from this file only in its prefix (same tensor offsets).
+  const uint64_t served_off = cipher_off - header_.data_start() + plain_prefix_.size();
+  return ChunkLead(served_off, direct ? std::nullopt : std::optional<uint64_t>(cipher_off));
 }
 
 Status EncryptedFile::UnitError(size_t index, uint64_t unit, const Status& cause) const {

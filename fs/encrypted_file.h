@@ -92,6 +92,11 @@ class EncryptedFile {
   uint64_t NumAuthUnits(size_t index) const;
   // AuthUnitLen: plaintext length of unit `unit` of tensor `index`.
   uint64_t AuthUnitLen(size_t index, uint64_t unit) const;
+  // AuthUnitLead: how far past a page boundary a buffer for unit `unit` of tensor `index`
+  // should start, so that the kernel copies into and out of it fast (fs/copy_alignment.h):
+  // the reply copy always, the pread of its ciphertext unless `direct` (read with O_DIRECT,
+  // as DecryptRun does with direct reads on).
+  size_t AuthUnitLead(size_t index, uint64_t unit, bool direct) const;
   // DecryptUnit authenticates and decrypts unit `unit` of encrypted tensor `index` into `out`
   // (exactly AuthUnitLen bytes). On failure `out` is wiped.
   Status DecryptUnit(size_t index, uint64_t unit, MutableByteSpan out) const;

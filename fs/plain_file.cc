@@ -71,10 +71,11 @@ Status PlainFile::FetchChunks(const std::vector<EncryptedFile::RangePiece>& piec
   auto fetch = [&](size_t i) -> Status {
     const EncryptedFile::RangePiece& p = pieces[i];
     if (!p.encrypted) return Status::Ok();
-    CTFS_ASSIGN_OR_RETURN(chunks[i], cache_->GetOrLoad(ChunkCache::Key{file_id_, p.tensor, p.unit},
-                                                       p.unit_len, [&](MutableByteSpan buf) {
-                                                         return LoadUnit(p.tensor, p.unit, buf);
-                                                       }));
+    CTFS_ASSIGN_OR_RETURN(chunks[i],
+                          cache_->GetOrLoad(
+                              ChunkCache::Key{file_id_, p.tensor, p.unit}, p.unit_len,
+                              [&](MutableByteSpan buf) { return LoadUnit(p.tensor, p.unit, buf); },
+                              encrypted_->AuthUnitLead(p.tensor, p.unit, /*direct=*/false)));
     return Status::Ok();
   };
   const size_t encrypted_pieces = static_cast<size_t>(
@@ -222,22 +223,26 @@ void PlainFile::PrefetchRun(const ChunkCache::Key& head, uint64_t run_len) const
   const size_t tensor = static_cast<size_t>(head.tensor);
   const uint64_t end = std::min(head.unit + RunUnits(tensor, run_len), ef.NumAuthUnits(tensor));
   std::vector<ChunkCache::Key> keys;
-  std::vector<size_t> lens;
+  std::vector<size_t> lens, leads;
   for (uint64_t unit = head.unit; unit < end; ++unit) {
     keys.push_back(ChunkCache::Key{file_id_, head.tensor, unit});
     lens.push_back(static_cast<size_t>(ef.AuthUnitLen(tensor, unit)));
+    leads.push_back(ef.AuthUnitLead(tensor, unit, ef.direct_reads()));
   }
-  cache_->PrefetchRun(keys, lens, [&](std::span<ChunkCache::RunSlot> slots, const auto& ready) {
-    std::vector<EncryptedFile::RunUnit> units(slots.size());
-    for (size_t k = 0; k < slots.size(); ++k) {
-      units[k].unit = keys[slots[k].index].unit;
-      units[k].out = slots[k].buf;
-    }
-    ef.DecryptRun(tensor, units, [&](size_t k) {
-      slots[k].status = std::move(units[k].status);
-      ready(k);
-    });
-  });
+  cache_->PrefetchRun(
+      keys, lens,
+      [&](std::span<ChunkCache::RunSlot> slots, const auto& ready) {
+        std::vector<EncryptedFile::RunUnit> units(slots.size());
+        for (size_t k = 0; k < slots.size(); ++k) {
+          units[k].unit = keys[slots[k].index].unit;
+          units[k].out = slots[k].buf;
+        }
+        ef.DecryptRun(tensor, units, [&](size_t k) {
+          slots[k].status = std::move(units[k].status);
+          ready(k);
+        });
+      },
+      leads);
 }
 
 }  // namespace ctfs::fs

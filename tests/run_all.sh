@@ -42,6 +42,8 @@ fi
 head -c $((9 << 20)) /dev/urandom > "${TMPDIR:-/tmp}/ctfs-bench-smoke/direct_read.bin"
 .venv/bin/python bench/direct_read.py "${TMPDIR:-/tmp}/ctfs-bench-smoke/direct_read.bin" \
   --repeats 2 || rc=$?
+.venv/bin/python bench/copy_offsets.py "${TMPDIR:-/tmp}/ctfs-bench-smoke/direct_read.bin" \
+  --repeats 1 || rc=$?
 
 left=$(grep -c ' fuse.ctfs ' /proc/mounts || true)
 if [ "$left" != "0" ]; then

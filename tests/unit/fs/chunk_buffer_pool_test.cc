@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // ChunkBuffer + ChunkBufferPool: exact sizes, reuse (mapped_count stays flat), the idle cap,
-// Drain, buffers that outlive their pool, concurrent use, and the slabs buffers are cut from.
+// Drain, buffers that outlive their pool, concurrent use, the slabs buffers are cut from, and
+// leads (spans that start past a page boundary).
 #include "fs/chunk_buffer_pool.h"
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <memory>
 #include <random>
 #include <set>
@@ -18,8 +21,8 @@ namespace {
 
 constexpr size_t kG = ChunkBufferPool::kGranule;
 
-std::shared_ptr<ChunkBuffer> MustAcquire(ChunkBufferPool& pool, size_t len) {
-  auto b = pool.Acquire(len);
+std::shared_ptr<ChunkBuffer> MustAcquire(ChunkBufferPool& pool, size_t len, size_t lead = 0) {
+  auto b = pool.Acquire(len, lead);
   EXPECT_TRUE(b.ok()) << b.status().ToString();
   return b.ok() ? *b : nullptr;
 }
@@ -35,13 +38,13 @@ bool Holds(ByteSpan s, uint8_t seed) {
   return true;
 }
 
-TEST(ChunkBuffer, MapSetSizeAndMove) {
+TEST(ChunkBuffer, MapSetSpanAndMove) {
   auto m = ChunkBuffer::Map(kG);
   ASSERT_TRUE(m.ok()) << m.status().ToString();
   ChunkBuffer b = std::move(*m);
   EXPECT_EQ(b.capacity(), kG);
   EXPECT_EQ(b.size(), 0u);
-  b.set_size(1000);
+  b.set_span(0, 1000);
   EXPECT_EQ(b.span().size(), 1000u);
   Fill(b.span(), 3);
   ChunkBuffer c = std::move(b);
@@ -53,7 +56,7 @@ TEST(ChunkBuffer, MapSetSizeAndMove) {
   // Move-assigning over a live buffer releases the old one and takes the new one whole.
   auto m2 = ChunkBuffer::Map(2 * kG);
   ASSERT_TRUE(m2.ok());
-  m2->set_size(2 * kG);
+  m2->set_span(0, 2 * kG);
   Fill(m2->span(), 9);
   c = std::move(*m2);
   EXPECT_EQ(c.capacity(), 2 * kG);
@@ -61,14 +64,69 @@ TEST(ChunkBuffer, MapSetSizeAndMove) {
   EXPECT_TRUE(Holds(c.span(), 9));
 }
 
-TEST(ChunkBufferDeathTest, SetSizeBeyondCapacityAborts) {
+TEST(ChunkBufferDeathTest, SpanBeyondCapacityAborts) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(
       {
         auto m = ChunkBuffer::Map(kG);
-        m->set_size(kG + 1);
+        m->set_span(0, kG + 1);
       },
       "CTFS_CHECK failed");
+  EXPECT_DEATH(
+      {
+        auto m = ChunkBuffer::Map(kG);
+        m->set_span(16, kG - 15);
+      },
+      "CTFS_CHECK failed");
+}
+
+TEST(ChunkBufferPoolDeathTest, LeadOfAPageOrMoreAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        ChunkBufferPool pool(0);
+        (void)pool.Acquire(10, 4096);
+      },
+      "CTFS_CHECK failed");
+}
+
+// A lead puts the span that many bytes past a page boundary, inside the mapping, and costs a
+// granule only when lead + len crosses one.
+TEST(ChunkBufferPool, LeadStartsTheSpanPastAPageBoundary) {
+  ChunkBufferPool pool(0);
+  for (size_t lead : {size_t{0}, size_t{1}, size_t{16}, size_t{127}, size_t{4095}}) {
+    for (size_t len : {size_t{1}, kG - lead, kG - lead + 1, kG, 2 * kG + 5}) {
+      SCOPED_TRACE(testing::Message() << "lead " << lead << " len " << len);
+      auto b = MustAcquire(pool, len, lead);
+      ASSERT_NE(b, nullptr);
+      EXPECT_EQ(b->lead(), lead);
+      EXPECT_EQ(b->size(), len);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(b->span().data()) % 4096, lead);
+      EXPECT_GE(b->capacity(), lead + len);
+      EXPECT_EQ(b->capacity(), std::max(kG, (lead + len + kG - 1) / kG * kG));
+      EXPECT_EQ(ChunkBufferPool::LeadCost(len, lead),
+                b->capacity() - std::max(kG, (len + kG - 1) / kG * kG));
+      Fill(b->span(), static_cast<uint8_t>(lead + len));
+      EXPECT_TRUE(Holds(b->span(), static_cast<uint8_t>(lead + len)));
+    }
+  }
+  EXPECT_EQ(ChunkBufferPool::LeadCost(kG, 0), 0u);
+  EXPECT_EQ(ChunkBufferPool::LeadCost(kG, 16), kG) << "a full chunk with a lead takes two";
+  EXPECT_EQ(ChunkBufferPool::LeadCost(kG - 100, 16), 0u) << "a short one fits its granule";
+}
+
+TEST(ChunkBufferPool, ReusedBufferTakesTheNewLead) {
+  ChunkBufferPool pool(16 * kG);
+  const uint8_t* mapping = nullptr;
+  for (size_t lead : {size_t{16}, size_t{0}, size_t{100}, size_t{0}}) {
+    auto b = MustAcquire(pool, kG + 100, lead);  // two granules either way
+    ASSERT_NE(b, nullptr);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(b->span().data()) % 4096, lead);
+    if (mapping == nullptr) mapping = b->span().data() - lead;
+    EXPECT_EQ(b->span().data() - lead, mapping) << "the idle buffer is reused";
+    Fill(b->span(), static_cast<uint8_t>(lead));
+  }
+  EXPECT_EQ(pool.mapped_count(), 1u);
 }
 
 TEST(ChunkBufferPool, AcquireGivesExactlyLenWritableBytes) {
@@ -334,6 +392,22 @@ TEST(ChunkBufferPool, SlotIsWipedWhenGivenBackAndReused) {
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(c->span().data(), slot) << "the free slot is reused before a new slab is mapped";
   EXPECT_EQ(pool.mapped_count(), 3u);
+}
+
+TEST(ChunkBufferPool, WipeCoversTheLeadAndTheSpan) {
+  ChunkBufferPool pool(0);
+  auto keep = MustAcquire(pool, kG);  // keeps the slab mapped
+  auto b = MustAcquire(pool, kG - 300, 200);
+  ASSERT_TRUE(keep && b);
+  // Bytes before the span may hold an earlier chunk's plaintext when a buffer is reused
+  // with a smaller lead; write there too to see that the wipe reaches them.
+  uint8_t* slot = b->span().data() - b->lead();
+  std::memset(slot, 0x5a, b->lead());
+  Fill(b->span(), 8);
+  b.reset();
+  for (size_t i = 0; i < kG - 100; ++i) {
+    ASSERT_EQ(slot[i], 0) << "plaintext left in a slot given back, at " << i;
+  }
 }
 
 TEST(ChunkBufferPool, OtherSizesGetTheirOwnMapping) {

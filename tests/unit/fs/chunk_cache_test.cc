@@ -6,7 +6,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <future>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -476,6 +478,61 @@ TEST(ChunkCache, LoadOverlappingClearKeepsAccountingExact) {
   EXPECT_EQ(cache.cached_bytes(), 100u) << "one entry of 100 bytes";
   cache.NoteServed(key, 100);
   EXPECT_EQ(cache.cached_bytes(), 0u);
+}
+
+// A chunk whose lead takes its buffer past a granule counts that granule against the
+// capacity (the memory is mapped), but is dropped once its own bytes are served.
+TEST(ChunkCache, LeadsPlaceChunksAndCountWhatTheyCost) {
+  constexpr size_t kG = ChunkBufferPool::kGranule;
+  ChunkCache cache(4 * kG);
+  std::atomic<int> calls{0};
+  auto led = cache.GetOrLoad({1, 0, 0}, kG, Fill(3, &calls), /*lead=*/16);
+  ASSERT_TRUE(led.ok());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>((*led)->span().data()) % 4096, 16u);
+  EXPECT_EQ((*led)->size(), kG);
+  EXPECT_EQ((*led)->span()[kG - 1], 3);
+  EXPECT_EQ(cache.cached_bytes(), 2 * kG) << "a full chunk with a lead maps two granules";
+  auto short_led = cache.GetOrLoad({1, 0, 1}, kG - 100, Fill(4, &calls), /*lead=*/16);
+  ASSERT_TRUE(short_led.ok());
+  EXPECT_EQ(cache.cached_bytes(), 3 * kG - 100) << "a short chunk's lead fits its granule";
+  ASSERT_TRUE(cache.GetOrLoad({1, 0, 2}, kG, Fill(5, &calls)).ok());
+  EXPECT_EQ(cache.cached_bytes(), 4 * kG - 100);
+  // One more led chunk does not fit: the least recently used (the first) is evicted.
+  ASSERT_TRUE(cache.GetOrLoad({1, 0, 3}, kG, Fill(6, &calls), /*lead=*/40).ok());
+  EXPECT_LE(cache.cached_bytes(), 4 * kG);
+  EXPECT_EQ(cache.cached_bytes(), 4 * kG - 100) << "the first led chunk made room";
+  // Served whole by its own length, a led chunk is dropped with all it counted.
+  cache.NoteServed({1, 0, 3}, kG);
+  EXPECT_EQ(cache.cached_bytes(), 2 * kG - 100);
+  EXPECT_EQ(calls.load(), 4);
+}
+
+// PrefetchRun gives each key the lead asked for it.
+TEST(ChunkCache, PrefetchRunPlacesChunksAtTheirLeads) {
+  constexpr size_t kG = ChunkBufferPool::kGranule;
+  ChunkCache cache(16 * kG);
+  const std::vector<ChunkCache::Key> keys = {{1, 0, 0}, {1, 0, 1}, {1, 0, 2}};
+  const std::vector<size_t> lens = {kG, kG, 1000};
+  const std::vector<size_t> leads = {0, 63, 4095};
+  cache.PrefetchRun(
+      keys, lens,
+      [](std::span<ChunkCache::RunSlot> slots, const auto&) {
+        for (auto& s : slots) {
+          for (auto& b : s.buf) b = static_cast<uint8_t>(s.index + 1);
+          s.status = Status::Ok();
+        }
+      },
+      leads);
+  EXPECT_EQ(cache.cached_bytes(), kG + 2 * kG + 1000)
+      << "only the full chunk with a lead costs a granule more; 1000 + 4095 fits one";
+  std::atomic<int> calls{0};
+  for (size_t i = 0; i < keys.size(); ++i) {
+    auto c = cache.GetOrLoad(keys[i], lens[i], Fill(9, &calls), leads[i]);
+    ASSERT_TRUE(c.ok());
+    EXPECT_EQ(reinterpret_cast<uintptr_t>((*c)->span().data()) % 4096, leads[i]) << i;
+    EXPECT_EQ((*c)->span()[lens[i] - 1], i + 1) << i;
+  }
+  EXPECT_EQ(calls.load(), 0) << "all three were prefetched";
 }
 
 TEST(WorkerPool, ParallelForRunsEveryIndexOnce) {
