@@ -18,6 +18,16 @@
 #include "fs/copy_alignment.h"
 
 namespace ctfs::fs {
+namespace {
+
+// The capacity of a fresh buffer for `span_end` bytes (lead + len): whole granules, at least
+// one. REQUIRES span_end <= SIZE_MAX - kGranule.
+size_t CapacityFor(size_t span_end) {
+  constexpr size_t kG = ChunkBufferPool::kGranule;
+  return std::max<size_t>(kG, (span_end + kG - 1) / kG * kG);
+}
+
+}  // namespace
 
 // ChunkSlab: one mapping of ChunkBufferPool::kSlabBytes from MapHugeAligned (a transparent
 // huge page where the kernel gives one), cut into equal slots. Buffers hold a reference to
@@ -119,6 +129,22 @@ void ChunkBuffer::Release() {
   capacity_ = lead_ = size_ = touched_len_ = 0;
 }
 
+Result<MutableByteSpan> ReusedBuffer::Span(size_t len, size_t lead) {
+  CTFS_CHECK(lead < kCopyPageLen);
+  constexpr size_t kG = ChunkBufferPool::kGranule;
+  if (len > SIZE_MAX - 2 * kG) {
+    return InvalidArgumentError("a buffer of " + std::to_string(len) + " bytes is too large");
+  }
+  if (!buf_ || buf_->capacity() < lead + len) {
+    buf_.reset();  // wiped and unmapped before the larger one is mapped
+    // Room for any lead: spans of one length map once, whatever their leads.
+    CTFS_ASSIGN_OR_RETURN(ChunkBuffer b, ChunkBuffer::Map(CapacityFor(len + kCopyPageLen)));
+    buf_ = std::move(b);
+  }
+  buf_->set_span(lead, len);
+  return buf_->span();
+}
+
 struct ChunkBufferPool::State {
   explicit State(size_t cap) : idle_cap_bytes(cap) {}
 
@@ -145,17 +171,6 @@ ChunkBufferPool::ChunkBufferPool(size_t idle_cap_bytes)
     : state_(std::make_shared<State>(idle_cap_bytes)) {}
 
 ChunkBufferPool::~ChunkBufferPool() { Drain(); }
-
-namespace {
-
-// The capacity of a fresh buffer for `span_end` bytes (lead + len): whole granules, at least
-// one. REQUIRES span_end <= SIZE_MAX - kGranule.
-size_t CapacityFor(size_t span_end) {
-  constexpr size_t kG = ChunkBufferPool::kGranule;
-  return std::max<size_t>(kG, (span_end + kG - 1) / kG * kG);
-}
-
-}  // namespace
 
 size_t ChunkBufferPool::LeadCost(size_t len, size_t lead) {
   CTFS_CHECK(lead < kCopyPageLen);

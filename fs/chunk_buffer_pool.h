@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "base/bytes.h"
 #include "base/huge_mapping.h"
@@ -63,6 +64,19 @@ class ChunkBuffer {
   size_t lead_ = 0;
   size_t size_ = 0;
   size_t touched_len_ = 0;  // bytes from data_ that may hold data: what the destructor wipes
+};
+
+// ReusedBuffer: one ChunkBuffer for a sequence of spans, one at a time (a span is valid until
+// the next call), mapped again (the old mapping wiped first) only when a span does not fit.
+// For copies through a buffer placed as fs/copy_alignment.h wants. Not thread-safe.
+class ReusedBuffer {
+ public:
+  // Span returns `len` bytes starting `lead` bytes past a page boundary (REQUIRES lead <
+  // kCopyPageLen). Contents unspecified (earlier spans' bytes).
+  Result<MutableByteSpan> Span(size_t len, size_t lead = 0);
+
+ private:
+  std::optional<ChunkBuffer> buf_;
 };
 
 class ChunkBufferPool {

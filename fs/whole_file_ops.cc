@@ -6,6 +6,8 @@
 #include <algorithm>
 
 #include "base/file_io.h"
+#include "fs/chunk_buffer_pool.h"
+#include "fs/copy_alignment.h"
 
 namespace ctfs::fs {
 namespace {
@@ -13,29 +15,34 @@ namespace {
 constexpr uint64_t kBlock = 8 << 20;
 
 // Calls fn(offset, span) for each authenticated piece of tensor `index`, in order. The span
-// holds verified plaintext and is wiped after fn returns.
+// holds verified plaintext, placed so that reading it from the encrypted file and writing it
+// at the same offset of the plain file copy fast (fs/copy_alignment.h); the buffer is wiped
+// when done.
 template <typename Fn>
 Status ForEachPlainPiece(const EncryptedFile& file, size_t index, Fn fn) {
   const format::TensorInfo& t = file.header().tensors[index];
-  Bytes buf;
-  Status st;
+  ReusedBuffer buf;
   if (!file.IsTensorEncrypted(index)) {
-    for (uint64_t off = 0; off < t.byte_len() && st.ok(); off += kBlock) {
-      buf.resize(std::min(kBlock, t.byte_len() - off));
-      st = file.ReadTensorRange(index, off, buf);
-      if (st.ok()) st = fn(off, ByteSpan(buf));
+    for (uint64_t off = 0; off < t.byte_len(); off += kBlock) {
+      const uint64_t cipher_off = file.header().data_start() + t.begin + off;
+      const uint64_t plain_off = file.plain_prefix().size() + t.begin + off;
+      CTFS_ASSIGN_OR_RETURN(MutableByteSpan piece, buf.Span(std::min(kBlock, t.byte_len() - off),
+                                                            ChunkLead(plain_off, cipher_off)));
+      CTFS_RETURN_IF_ERROR(file.ReadTensorRange(index, off, piece));
+      CTFS_RETURN_IF_ERROR(fn(off, ByteSpan(piece)));
     }
-  } else {
-    uint64_t off = 0;
-    for (uint64_t u = 0; u < file.NumAuthUnits(index) && st.ok(); ++u) {
-      buf.resize(file.AuthUnitLen(index, u));
-      st = file.DecryptUnit(index, u, buf);
-      if (st.ok()) st = fn(off, ByteSpan(buf));
-      off += buf.size();
-    }
+    return Status::Ok();
   }
-  WipeMemory(buf.data(), buf.size());
-  return st;
+  uint64_t off = 0;
+  for (uint64_t u = 0; u < file.NumAuthUnits(index); ++u) {
+    CTFS_ASSIGN_OR_RETURN(
+        MutableByteSpan piece,
+        buf.Span(file.AuthUnitLen(index, u), file.AuthUnitLead(index, u, /*direct=*/false)));
+    CTFS_RETURN_IF_ERROR(file.DecryptUnit(index, u, piece));
+    CTFS_RETURN_IF_ERROR(fn(off, ByteSpan(piece)));
+    off += piece.size();
+  }
+  return Status::Ok();
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "base/check.h"
+#include "fs/copy_alignment.h"
 
 namespace ctfs::fs {
 
@@ -27,7 +28,8 @@ void WriteBehind::Stop(bool drop_queued) {
   thread_.join();
 }
 
-Result<WriteBehind::Buffer> WriteBehind::Acquire() {
+Result<WriteBehind::Buffer> WriteBehind::Acquire(size_t lead) {
+  CTFS_CHECK(lead < kCopyPageLen);
   size_t index;
   {
     std::unique_lock<std::mutex> lock(mu_);
@@ -41,24 +43,32 @@ Result<WriteBehind::Buffer> WriteBehind::Acquire() {
     if (!free_.empty()) {
       index = free_.back();
       free_.pop_back();
+      buffers_[index]->set_span(lead, buffer_len_);
       return Buffer{index, buffers_[index]->span()};
     }
     index = created_++;
   }
   // A new slot: only this thread touches it until it is submitted (under mu_).
-  buffers_[index] = std::make_unique<WipedBytes>(buffer_len_);
+  Result<ChunkBuffer> mapped = ChunkBuffer::Map(buffer_len_ + kCopyPageLen);
+  if (!mapped.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    --created_;  // LIFO: no later slot was created meanwhile (one producer thread)
+    return mapped.status();
+  }
+  buffers_[index] = std::make_unique<ChunkBuffer>(std::move(*mapped));
+  buffers_[index]->set_span(lead, buffer_len_);
   return Buffer{index, buffers_[index]->span()};
 }
 
 Status WriteBehind::Submit(const Buffer& buf, size_t len, uint64_t out_off) {
-  CTFS_CHECK(buf.index < buffers_.size() && len <= buffer_len_);
+  CTFS_CHECK(buf.index < buffers_.size() && len <= buf.bytes.size());
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!error_.ok()) {
       free_.push_back(buf.index);
       return error_;
     }
-    queue_.push_back(Block{buf.index, len, out_off});
+    queue_.push_back(Block{buf.index, buf.bytes.data(), len, out_off});
     ++with_writer_;
   }
   work_cv_.notify_one();
@@ -80,7 +90,7 @@ void WriteBehind::Run() {
     queue_.pop_front();
     if (error_.ok() && !drop_queued_) {
       lock.unlock();
-      Status s = write_(ByteSpan(buffers_[b.index]->data(), b.len), b.out_off);
+      Status s = write_(ByteSpan(b.data, b.len), b.out_off);
       lock.lock();
       if (!s.ok() && error_.ok()) error_ = std::move(s);
     }

@@ -4,8 +4,9 @@
 // hands each submitted block to a write function, in submission order. At most `num_buffers`
 // blocks are in flight, so memory stays bounded and a slow disk throttles the producer.
 //
-// Buffers are allocated on first use and wiped (WipeMemory) when the WriteBehind is destroyed:
-// they may hold plaintext.
+// Buffers are mapped on first use (page-aligned, with a page to spare: Acquire places a block
+// past a page boundary where the caller's copies in and out want it, fs/copy_alignment.h) and
+// wiped when the WriteBehind is destroyed: they may hold plaintext.
 //
 // Errors: the first failed write is returned by every later Acquire/Submit and by Finish, and
 // no further block is written. Destroying a WriteBehind without Finish() (the producer failed)
@@ -28,7 +29,7 @@
 
 #include "base/bytes.h"
 #include "base/result.h"
-#include "base/wiped_bytes.h"
+#include "fs/chunk_buffer_pool.h"
 
 namespace ctfs::fs {
 
@@ -49,8 +50,9 @@ class WriteBehind {
   WriteBehind(const WriteBehind&) = delete;
   WriteBehind& operator=(const WriteBehind&) = delete;
 
-  // Acquire waits for a free buffer. Fails once a write failed or after Finish().
-  Result<Buffer> Acquire();
+  // Acquire waits for a free buffer, whose bytes start `lead` bytes past a page boundary
+  // (REQUIRES lead < kCopyPageLen). Fails once a write failed or after Finish().
+  Result<Buffer> Acquire(size_t lead = 0);
   // Submit queues the first `len` bytes of `buf` (from Acquire) to be written at `out_off`.
   Status Submit(const Buffer& buf, size_t len, uint64_t out_off);
   // Finish waits until every submitted block is written and stops the writer thread. Returns
@@ -60,6 +62,7 @@ class WriteBehind {
  private:
   struct Block {
     size_t index;
+    const uint8_t* data;
     size_t len;
     uint64_t out_off;
   };
@@ -69,7 +72,7 @@ class WriteBehind {
   const size_t buffer_len_;
   const WriteFn write_;
   // Slots are created by the producer (Acquire) before the index is first handed to the writer.
-  std::vector<std::unique_ptr<WipedBytes>> buffers_;
+  std::vector<std::unique_ptr<ChunkBuffer>> buffers_;
   std::mutex mu_;
   std::condition_variable work_cv_;  // writer waits: queued block or stop
   std::condition_variable free_cv_;  // producer waits: free buffer or error

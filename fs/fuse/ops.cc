@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "base/secret_bytes.h"
+#include "fs/chunk_buffer_pool.h"
 #include "fs/fuse/errno_map.h"
 
 namespace ctfs::fs {
@@ -142,16 +143,22 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
       if (iov.empty()) return (void)fuse_reply_buf(req, nullptr, 0);
       return (void)fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
     }
-    thread_local Bytes buf;
-    if (buf.size() < size) buf.resize(size);
+    // Replies that are copied (header bytes, passthrough files, tensors stored in plain) go
+    // through a page-aligned buffer: the pread into it and the reply out of it then copy page
+    // to page. A std::vector's block lay wherever malloc put it (1,520-2,768 bytes past a page
+    // in one daemon; 16 when glibc maps a block of its own), where a slow distance for the
+    // kernel's pread into it (fs/copy_alignment.h) would have stuck for the thread's life.
+    thread_local ReusedBuffer copy_buffer;
+    Result<MutableByteSpan> buf = copy_buffer.Span(size);
+    if (!buf.ok()) return fail(buf.status());
     // Decrypted plaintext lives on only in the page cache. A passthrough file's bytes are
     // stored in plain on disk: wiping them was ~7 % of a plain mount's daemon CPU. (Decided
     // before the reply: once it is sent, a RELEASE on another thread may free `h`.)
     const bool wipe = h->file->encrypted();
-    auto n = Tree(req).Read(*h, static_cast<uint64_t>(off), MutableByteSpan(buf.data(), size));
+    auto n = Tree(req).Read(*h, static_cast<uint64_t>(off), *buf);
     if (!n.ok()) return fail(n.status());
-    fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), *n);
-    if (wipe) WipeMemory(buf.data(), *n);
+    fuse_reply_buf(req, reinterpret_cast<const char*>(buf->data()), *n);
+    if (wipe) WipeMemory(buf->data(), *n);
   });
 }
 

@@ -410,6 +410,36 @@ TEST(ChunkBufferPool, WipeCoversTheLeadAndTheSpan) {
   }
 }
 
+TEST(ReusedBuffer, SpansAtTheirLeadsFromOneMappingUntilOneDoesNotFit) {
+  ReusedBuffer buf;
+  const uint8_t* mapping = nullptr;
+  for (size_t lead : {size_t{0}, size_t{16}, size_t{4095}, size_t{63}, size_t{0}}) {
+    SCOPED_TRACE(lead);
+    auto s = buf.Span(kG, lead);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_EQ(s->size(), kG);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(s->data()) % 4096, lead);
+    if (mapping == nullptr) mapping = s->data() - lead;
+    EXPECT_EQ(s->data() - lead, mapping) << "one length, any lead: one mapping";
+    Fill(*s, static_cast<uint8_t>(lead));
+    EXPECT_TRUE(Holds(*s, static_cast<uint8_t>(lead)));
+  }
+  auto small = buf.Span(100, 7);
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(small->data() - 7, mapping) << "a shorter span fits the mapping";
+  auto big = buf.Span(3 * kG, 16);
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->size(), 3 * kG);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(big->data()) % 4096, 16u);
+  Fill(*big, 2);
+  EXPECT_TRUE(Holds(*big, 2));
+  auto empty = buf.Span(0);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
+  EXPECT_FALSE(buf.Span(SIZE_MAX - 1).ok()) << "too large: an error, not a crash";
+  EXPECT_FALSE(buf.Span(size_t{1} << 50).ok()) << "more than the address space";
+}
+
 TEST(ChunkBufferPool, OtherSizesGetTheirOwnMapping) {
   ChunkBufferPool pool(0);
   auto b = MustAcquire(pool, 3 * kG);  // 768 KiB does not divide 2 MiB

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <iterator>
 #include <set>
 #include <thread>
 #include <vector>
@@ -61,6 +62,32 @@ TEST(WriteBehind, WritesEveryBlockInOrderFromBoundedBuffers) {
     EXPECT_EQ(written[k].data, Expected(k % 65, k)) << "block " << k;
   }
   EXPECT_EQ(pipe.Acquire().status().code(), StatusCode::kFailedPrecondition);
+}
+
+TEST(WriteBehind, BlocksStartAtTheLeadAskedFor) {
+  std::vector<Written> written;
+  std::vector<uintptr_t> write_addrs;
+  WriteBehind pipe(2, 5000, [&](ByteSpan data, uint64_t out_off) {
+    written.push_back({out_off, std::string(data.begin(), data.end())});
+    write_addrs.push_back(reinterpret_cast<uintptr_t>(data.data()));
+    return Status::Ok();
+  });
+  const size_t leads[] = {0, 16, 4095, 63, 0, 2000};
+  for (size_t k = 0; k < std::size(leads); ++k) {
+    auto buf = pipe.Acquire(leads[k]);
+    ASSERT_TRUE(buf.ok()) << buf.status().ToString();
+    ASSERT_EQ(buf->bytes.size(), 5000u);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(buf->bytes.data()) % 4096, leads[k]) << k;
+    Fill(*buf, 5000, k);
+    ASSERT_TRUE(pipe.Submit(*buf, 5000 - k, k * 10000).ok());
+  }
+  ASSERT_TRUE(pipe.Finish().ok());
+  ASSERT_EQ(written.size(), std::size(leads));
+  for (size_t k = 0; k < std::size(leads); ++k) {
+    EXPECT_EQ(written[k].out_off, k * 10000);
+    EXPECT_EQ(written[k].data, Expected(5000 - k, k)) << k;
+    EXPECT_EQ(write_addrs[k] % 4096, leads[k]) << "written from where it was filled";
+  }
 }
 
 TEST(WriteBehind, WriteErrorReachesProducerAndStopsWriting) {
