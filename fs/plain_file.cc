@@ -8,6 +8,7 @@
 #include "base/check.h"
 #include "base/file_io.h"
 #include "base/secret_bytes.h"
+#include "fs/copy_alignment.h"
 
 namespace ctfs::fs {
 
@@ -59,6 +60,16 @@ Result<size_t> PlainFile::Read(uint64_t plain_off, MutableByteSpan out) const {
     }
   }
   return n;
+}
+
+size_t PlainFile::CopyLead(uint64_t plain_off) const {
+  if (!encrypted_) return ChunkLead(plain_off, plain_off);
+  // Every byte stored in plain lies the same distance further into the encrypted file than
+  // into the served one: its data region starts at data_start() there and after the plain
+  // prefix here. (Unsigned wrap-around keeps the distance modulo a page, all ChunkLead uses.)
+  const uint64_t stored_minus_served =
+      encrypted_->header().data_start() - encrypted_->plain_prefix().size();
+  return ChunkLead(plain_off, plain_off + stored_minus_served);
 }
 
 Status PlainFile::LoadUnit(size_t tensor, uint64_t unit, MutableByteSpan out) const {

@@ -53,6 +53,12 @@ class PlainFile {
   // authentication: then nothing of the read is released (`out` is wiped).
   Result<size_t> Read(uint64_t plain_off, MutableByteSpan out) const;
 
+  // CopyLead: how many bytes past a page boundary the buffer of a copied Read at `plain_off`
+  // should start, so that neither the pread of tensors stored in plain into it nor the reply
+  // out of it is a slow-distance kernel copy (fs/copy_alignment.h). Header bytes are copied in
+  // user space and encrypted pieces out of the chunk cache, so only those two copies count.
+  size_t CopyLead(uint64_t plain_off) const;
+
   // ReadSpans is Read without the copy: when [plain_off, plain_off + len) (clipped at EOF)
   // lies entirely in encrypted chunks, `out` gets spans into the (authenticated) cached chunks
   // and the result is true; at or past EOF, true with no spans. False, with nothing done,

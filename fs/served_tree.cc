@@ -122,6 +122,11 @@ Result<size_t> ServedTree::Read(const OpenHandle& handle, uint64_t off, MutableB
   return n;
 }
 
+size_t ServedTree::CopyLead(const OpenHandle& handle, uint64_t off) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return revoked_.load() ? 0 : handle.file->CopyLead(off);
+}
+
 Result<bool> ServedTree::ReadSpans(const OpenHandle& handle, uint64_t off, size_t len,
                                    ChunkSpans& out) const {
   std::shared_lock<std::shared_mutex> lock(mu_);

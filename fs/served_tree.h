@@ -83,6 +83,10 @@ class ServedTree {
   // decryption of the chunks after it (ServeOptions::prefetch_bytes).
   Result<size_t> Read(const OpenHandle& handle, uint64_t off, MutableByteSpan out) const;
 
+  // CopyLead: where a copied Read at `off` should place its buffer (PlainFile::CopyLead); 0
+  // after Revoke().
+  size_t CopyLead(const OpenHandle& handle, uint64_t off) const;
+
   // ReadSpans is Read without the copy where PlainFile::ReadSpans can do it (true); false:
   // nothing was done, use Read.
   Result<bool> ReadSpans(const OpenHandle& handle, uint64_t off, size_t len, ChunkSpans& out) const;

@@ -144,12 +144,13 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
       return (void)fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
     }
     // Replies that are copied (header bytes, passthrough files, tensors stored in plain) go
-    // through a page-aligned buffer: the pread into it and the reply out of it then copy page
-    // to page. A std::vector's block lay wherever malloc put it (1,520-2,768 bytes past a page
-    // in one daemon; 16 when glibc maps a block of its own), where a slow distance for the
-    // kernel's pread into it (fs/copy_alignment.h) would have stuck for the thread's life.
+    // through a buffer placed for the kernel's copies (fs/copy_alignment.h): the pread into it
+    // and the reply out of it. A std::vector's block lay wherever malloc put it (1,520-2,768
+    // bytes past a page in one daemon; 16 when glibc maps a block of its own), where a slow
+    // distance would have stuck for the thread's life.
     thread_local ReusedBuffer copy_buffer;
-    Result<MutableByteSpan> buf = copy_buffer.Span(size);
+    Result<MutableByteSpan> buf =
+        copy_buffer.Span(size, Tree(req).CopyLead(*h, static_cast<uint64_t>(off)));
     if (!buf.ok()) return fail(buf.status());
     // Decrypted plaintext lives on only in the page cache. A passthrough file's bytes are
     // stored in plain on disk: wiping them was ~7 % of a plain mount's daemon CPU. (Decided

@@ -18,6 +18,7 @@
 #include "fs/encrypted_file.h"
 #include "fs/whole_file_ops.h"
 #include "tests/testing/temp_dir.h"
+#include "tests/unit/fs/resign_util.h"
 
 namespace ctfs::fs {
 namespace {
@@ -50,19 +51,14 @@ class CorruptionTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     fx_ = Load(GetParam());
-    key_file_ = dir_.File("keys.jwk");
-    WriteFile(key_file_, ReadFile(kFixtures + "keys.jwk"));
-    ASSERT_EQ(::chmod(key_file_.c_str(), 0600), 0);
-    auto r = keys::KeyResolver::Create({{key_file_}, false, false});
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-    resolver_.emplace(std::move(*r));
+    ASSERT_NO_FATAL_FAILURE(LoadFixtureKeys(kFixtures, dir_, &keys_));
   }
 
   // Opens `bytes` as a file and reads the whole data region.
   Status OpenAndReadAll(const std::string& bytes, std::string* data_out) {
     const std::string path = dir_.File("case.safetensors");
     WriteFile(path, bytes);
-    auto f = EncryptedFile::Open(path, *resolver_);
+    auto f = EncryptedFile::Open(path, *keys_.resolver);
     if (!f.ok()) return f.status();
     Bytes all((*f)->header().data_len);
     CTFS_RETURN_IF_ERROR((*f)->ReadData(0, all));
@@ -72,15 +68,14 @@ class CorruptionTest : public ::testing::TestWithParam<std::string> {
 
   TempDir dir_;
   Fixture fx_;
-  std::string key_file_;
-  std::optional<keys::KeyResolver> resolver_;
+  FixtureKeys keys_;
 };
 
 TEST_P(CorruptionTest, PristineFixtureDecryptsToItsPlainTwin) {
   std::string data;
   ASSERT_TRUE(OpenAndReadAll(fx_.raw, &data).ok());
   EXPECT_EQ(data, fx_.plain_data);
-  auto f = EncryptedFile::Open(dir_.File("case.safetensors"), *resolver_);
+  auto f = EncryptedFile::Open(dir_.File("case.safetensors"), *keys_.resolver);
   ASSERT_TRUE(f.ok());
   ASSERT_TRUE(VerifyAllChunks(**f, nullptr).ok());
   ASSERT_TRUE(DecryptToFile(**f, dir_.File("out.safetensors"), nullptr).ok());
@@ -202,24 +197,14 @@ TEST_P(CorruptionTest, FlippedTagUnderValidSignatureFailsThatChunkOnly) {
     if (m.key == format::kEncryptionKey)
       m.value = format::SerializeEncryption(entries, cm->keys.chunked());
   }
-  std::erase_if(h.metadata, [](const auto& m) { return m.key == format::kSignatureKey; });
-  auto jwks = format::ParseJwkDocument(ReadFile(key_file_));
-  ASSERT_TRUE(jwks.ok());
-  const format::Jwk* signer = nullptr;
-  for (const auto& k : *jwks) {
-    if (k.kty == "okp" && !k.d.empty()) signer = &k;
-  }
+  const format::Jwk* signer = FindSigner(keys_.jwks);
   ASSERT_NE(signer, nullptr);
-  auto sig = crypto::Ed25519Sign(signer->d, AsBytes(format::BuildSigningMessage(h)));
-  ASSERT_TRUE(sig.ok());
-  h.metadata.push_back({format::kSignatureKey, format::Base64Encode(*sig)});
-  Bytes prefix = format::BuildHeaderPrefix(format::SerializeHeaderJson(h));
-  std::string bytes(prefix.begin(), prefix.end());
-  bytes += fx_.raw.substr(hf->header.data_start());
+  auto bytes = ResignedFile(h, *signer, std::string_view(fx_.raw).substr(hf->header.data_start()));
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
 
   const std::string path = dir_.File("retagged.safetensors");
-  WriteFile(path, bytes);
-  auto f = EncryptedFile::Open(path, *resolver_);
+  WriteFile(path, *bytes);
+  auto f = EncryptedFile::Open(path, *keys_.resolver);
   ASSERT_TRUE(f.ok()) << "re-signed header must open: " << f.status().ToString();
   Bytes all((*f)->header().data_len);
   Status st = (*f)->ReadData(0, all);

@@ -3,7 +3,8 @@
 // 16 and 63 bytes past a page in the plain view, every span ReadSpans hands to the FUSE reply
 // must sit at a copy distance outside the slow window from where its bytes land in the page
 // cache; and EncryptedFile::AuthUnitLead must keep the pread of each unit's ciphertext out of
-// it too.
+// it too. Copied replies (tensors stored in plain) get a buffer placed by CopyLead, which must
+// keep the pread of those tensors out of the window as well.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -15,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "fs/chunk_buffer_pool.h"
 #include "fs/copy_alignment.h"
 #include "fs/encrypted_file.h"
 #include "tests/unit/fs/served_tree_fixture.h"
@@ -137,6 +139,107 @@ TEST_F(ServedTreeAlignmentTest, UnitLeadsKeepThePreadFastToo) {
     }
   }
   EXPECT_GT(led, 0u) << "the layout must need leads";
+}
+
+// A partly encrypted model (tensor "e..." encrypted, the rest stored in plain) whose encrypted
+// header is longer than the plain one by an amount that puts every pread of a plain tensor
+// into a buffer at lead 0 in the slow window. The encrypted tensor's name, which only the
+// encrypted header holds twice, sets that difference.
+class CopiedReplyAlignmentTest : public ServedTreeTest {
+ protected:
+  void SetUp() override {
+    ServedTreeTest::SetUp();
+    std::filesystem::create_directories(dir_.File("partial"));
+    ctfs::testing::WriteFile(dir_.File("partial/config.json"), "{}");
+    size_t name_len = 1;
+    for (int round = 0; round < 2; ++round) {
+      ASSERT_NO_FATAL_FAILURE(Build(name_len));
+      // Aim at a distance of 32: stored_minus_served = -32 modulo a page. Each character of
+      // the name adds one byte to the difference (header padding moves it by up to 7).
+      const uint64_t now = stored_minus_served_ % kPage;
+      name_len += (kPage - 32 - now + kPage) % kPage;
+      if (SlowCopyDistance(0 - stored_minus_served_)) break;
+    }
+    ASSERT_TRUE(SlowCopyDistance(0 - stored_minus_served_))
+        << "the layout must put a lead-0 pread in the slow window (difference "
+        << stored_minus_served_ % kPage << ")";
+  }
+
+  void Build(size_t name_len) {
+    const std::string enc_name = "e" + std::string(name_len - 1, 'a');
+    format::SafetensorsHeader h;
+    uint64_t off = 0;
+    for (auto [name, n] : std::vector<std::pair<std::string, uint64_t>>{
+             {"p0", 20000}, {enc_name, 9000}, {"p1", 30001}, {"p2", 5000}}) {
+      h.tensors.push_back({name, format::Dtype::kU8, {n}, off, off + n});
+      off += n;
+    }
+    h.data_len = off;
+    std::mt19937_64 rng(11);
+    std::string data(off, '\0');
+    for (char& c : data) c = static_cast<char>(rng());
+    Bytes prefix = format::BuildHeaderPrefix(format::SerializeHeaderJson(h));
+    partial_plain_ = std::string(prefix.begin(), prefix.end()) + data;
+    ctfs::testing::WriteFile(dir_.File("partial_plain.safetensors"), partial_plain_);
+    EncryptOptions opt;
+    opt.chunk_size = 4096;
+    opt.tensor_globs = {enc_name};
+    ASSERT_TRUE(EncryptFile(dir_.File("partial_plain.safetensors"),
+                            dir_.File("partial/model.safetensors"), enc_, sign_, opt, nullptr)
+                    .ok());
+    auto resolver = Resolver();
+    auto f = EncryptedFile::Open(dir_.File("partial/model.safetensors"), resolver);
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    ASSERT_EQ((*f)->plain_file_len(), partial_plain_.size());
+    served_data_ = (*f)->plain_prefix().size();
+    stored_minus_served_ = (*f)->header().data_start() - served_data_;
+    plain_tensors_.clear();
+    for (size_t i = 0; i < (*f)->header().tensors.size(); ++i) {
+      if ((*f)->IsTensorEncrypted(i)) continue;
+      const auto& t = (*f)->header().tensors[i];
+      plain_tensors_.push_back({served_data_ + t.begin, served_data_ + t.end});
+    }
+  }
+
+  std::string partial_plain_;  // the plain file the mount must serve
+  uint64_t served_data_ = 0;
+  uint64_t stored_minus_served_ = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> plain_tensors_;  // served [begin, end)
+};
+
+TEST_F(CopiedReplyAlignmentTest, PlainTensorsArePreadAtAFastDistance) {
+  auto tree = MakeTree(PrefetchOptionsNone(), "partial");
+  ASSERT_NE(tree, nullptr);
+  auto h = tree->Open(Ino(*tree, "model.safetensors"));
+  ASSERT_TRUE(h.ok()) << h.status().ToString();
+  ASSERT_EQ(plain_tensors_.size(), 3u);
+  ReusedBuffer buffer;
+  size_t preads = 0;
+  // As the kernel asks: page-aligned reads (16 KiB, one from every page), placed as ops.cc
+  // places the copied ones.
+  for (uint64_t off = 0; off < partial_plain_.size(); off += kPage) {
+    const size_t lead = tree->CopyLead(*h, off);
+    EXPECT_FALSE(SlowCopyDistance(off - lead)) << "reply of the read at " << off;
+    for (auto [begin, end] : plain_tensors_) {
+      const uint64_t first = std::max(begin, off);  // the tensor's first byte in this read
+      if (first >= std::min(end, off + 4 * kPage)) continue;
+      const uint64_t in_buffer = lead + (first - off);
+      EXPECT_FALSE(SlowCopyDistance(in_buffer - (first + stored_minus_served_)))
+          << "pread of plain offset " << first << " in the read at " << off << ", lead " << lead;
+      ++preads;
+    }
+    auto span = buffer.Span(4 * kPage, lead);
+    ASSERT_TRUE(span.ok()) << span.status().ToString();
+    ASSERT_EQ(reinterpret_cast<uintptr_t>(span->data()) % kPage, lead);
+    auto n = tree->Read(*h, off, *span);
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    ASSERT_EQ(AsStringView(span->first(*n)), std::string_view(partial_plain_).substr(off, *n));
+  }
+  EXPECT_GT(preads, 20u);
+  // A passthrough file's bytes lie at their served offsets: no lead.
+  auto pass = tree->Open(Ino(*tree, "config.json"));
+  ASSERT_TRUE(pass.ok()) << pass.status().ToString();
+  EXPECT_EQ(tree->CopyLead(*pass, 0), 0u);
 }
 
 }  // namespace
