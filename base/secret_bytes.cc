@@ -2,11 +2,11 @@
 #include "base/secret_bytes.h"
 
 #include <string.h>
-#include <sys/mman.h>
 
-#include <cstdlib>
 #include <new>
 #include <utility>
+
+#include "base/secret_arena.h"
 
 namespace ctfs {
 
@@ -16,10 +16,8 @@ void WipeMemory(void* p, size_t len) {
 
 SecretBytes::SecretBytes(size_t len) : len_(len) {
   if (len == 0) return;
-  data_ = static_cast<uint8_t*>(std::calloc(len, 1));
+  data_ = SecretArena::Allocate(len);  // zero-filled, locked, not dumped, not inherited
   if (data_ == nullptr) throw std::bad_alloc();
-  // Best effort: keep key pages out of swap and core dumps. Failure (RLIMIT_MEMLOCK) is fine.
-  (void)mlock(data_, len);
 }
 
 SecretBytes SecretBytes::CopyFrom(std::span<const uint8_t> bytes) {
@@ -43,11 +41,7 @@ SecretBytes& SecretBytes::operator=(SecretBytes&& other) noexcept {
 SecretBytes::~SecretBytes() { Wipe(); }
 
 void SecretBytes::Wipe() {
-  if (data_ != nullptr) {
-    WipeMemory(data_, len_);
-    (void)munlock(data_, len_);
-    std::free(data_);
-  }
+  SecretArena::Free(data_, len_);  // wipes
   data_ = nullptr;
   len_ = 0;
 }

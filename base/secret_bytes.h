@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// SecretBytes: the only home of key material. Move-only; wiped with explicit_bzero on
-// destruction and on move-from; mlock()ed best-effort and excluded from core dumps where the
-// allocation allows. No operator==, no operator<<: compare with crypto::ConstantTimeEquals and
-// never log the bytes (log a key id and length instead).
+// SecretBytes: the only home of key material. Move-only; the bytes live in the SecretArena
+// (base/secret_arena.h: locked in RAM, excluded from core dumps, zero in fork()ed children)
+// and are wiped when destroyed, wiped or assigned over. No operator==, no operator<<: compare
+// with crypto::ConstantTimeEquals and never log the bytes (log a key id and length instead).
+// Construction throws std::bad_alloc if no memory can be mapped.
 // Thread safety: like a std::vector; not synchronized.
 #ifndef CTFS_BASE_SECRET_BYTES_H_
 #define CTFS_BASE_SECRET_BYTES_H_

@@ -31,13 +31,12 @@ std::string RandomHex(size_t n_bytes) {
 Status WriteKeyFile(const std::string& path, const std::vector<const format::Jwk*>& keys,
                     bool include_private, bool force) {
   CTFS_RETURN_IF_ERROR(CheckOutputPath(path, force));
-  std::string text = format::SerializeJwkSet(keys, include_private);
-  text += "\n";
-  auto out = AtomicFileWriter::Create(path, 0600);
-  Status st = out.ok() ? out->Write(AsBytes(text)) : out.status();
-  if (st.ok()) st = out->Commit();
-  WipeMemory(text.data(), text.size());
-  return st;
+  // The key JSON exists only in this SecretBytes (no growing string leaves freed copies).
+  const SecretBytes text = format::SerializeJwkSetSecret(keys, include_private);
+  CTFS_ASSIGN_OR_RETURN(AtomicFileWriter out, AtomicFileWriter::Create(path, 0600));
+  CTFS_RETURN_IF_ERROR(out.Write(text.span()));
+  CTFS_RETURN_IF_ERROR(out.Write(AsBytes(std::string_view("\n"))));
+  return out.Commit();
 }
 
 Status Keygen(const KeygenArgs& args) {

@@ -21,6 +21,7 @@
 #include "cmd/common.h"
 #include "cmd/exit_codes.h"
 #include "cmd/subcommands.h"
+#include "base/secret_arena.h"
 #include "fs/fuse/daemon.h"
 #include "fs/served_tree.h"
 #include "keys/key_resolver.h"
@@ -124,6 +125,55 @@ void RaiseOpenFileLimit() {
   (void)::setrlimit(RLIMIT_NOFILE, &lim);
 }
 
+// LoadAndServe does everything that touches keys, in one scope, so that every key (master
+// keys, data keys) is wiped before it returns: it resolves the keys, opens and verifies the
+// tree (which unwraps the data keys; the master keys are wiped right after), reports the
+// outcome on `ready_fd` (background) or stderr (foreground), and serves until unmounted.
+int LoadAndServe(const MountArgs& args, int ready_fd) {
+  auto fail = [&](const Status& st) {
+    if (ready_fd < 0) return Fail(st);
+    const std::string msg = std::to_string(ExitCodeFor(st)) + " " + st.message();
+    (void)!::write(ready_fd, msg.data(), msg.size());
+    ::close(ready_fd);
+    return ExitCodeFor(st);
+  };
+  std::unique_ptr<fs::ServedTree> tree;
+  {
+    auto resolver = keys::KeyResolver::Create({args.key_files, true, true});
+    if (!resolver.ok()) return fail(resolver.status());
+    RaiseOpenFileLimit();
+    fs::ServeOptions sopt;
+    sopt.cache_bytes = args.cache_mb << 20;
+    sopt.decrypt_threads = args.decrypt_threads;
+    sopt.prefetch_bytes = args.prefetch_mb << 20;
+    sopt.prefetch_threads = args.prefetch_threads;
+    sopt.direct_io = args.direct_io;
+    sopt.allow_bad_files = args.allow_bad_files;
+    std::vector<std::string> warnings;
+    auto created = fs::ServedTree::Create(args.src, *resolver, sopt, &warnings);
+    if (!created.ok()) return fail(created.status());
+    tree = std::move(*created);
+    // stderr is still the caller's terminal (a background daemon detaches once ready).
+    if (SecretArena::Stats().lock_failures > 0) {
+      warnings.push_back("keys could not be locked in memory (RLIMIT_MEMLOCK): they may be swapped");
+    }
+    for (const std::string& w : warnings) std::fprintf(stderr, "ctfs: warning: %s\n", w.c_str());
+  }  // the resolver (master keys) is wiped here: the tree holds the unwrapped data keys
+  SetupLogging(args, ready_fd < 0);
+  const int rc = Serve(*tree, args, ready_fd);
+  tree.reset();  // data keys and cached plaintext (Serve revoked already)
+  // Every key-holding object is gone: the secret arena (base/secret_arena.h) says whether any
+  // key byte is left in this process.
+  const SecretArenaStats left = SecretArena::Stats();
+  if (left.live_bytes == 0) {
+    spdlog::info("keys wiped: 0 secret bytes left in memory");
+  } else {
+    spdlog::error("{} secret bytes ({} keys) still in memory at exit (a bug)", left.live_bytes,
+                  left.live_blocks);
+  }
+  return rc;
+}
+
 int Mount(const MountArgs& raw_args) {
   Status st = CheckPaths(raw_args);
   if (!st.ok()) return Fail(st);
@@ -135,25 +185,11 @@ int Mount(const MountArgs& raw_args) {
   args.mountpoint = std::filesystem::canonical(raw_args.mountpoint, ec).string();
   if (ec) return Fail(ErrnoError(ec.value(), raw_args.mountpoint));
   if (!args.log_file.empty()) args.log_file = std::filesystem::absolute(args.log_file).string();
-  auto resolver = keys::KeyResolver::Create({args.key_files, true, true});
-  if (!resolver.ok()) return Fail(resolver.status());
-  RaiseOpenFileLimit();
-  fs::ServeOptions sopt;
-  sopt.cache_bytes = args.cache_mb << 20;
-  sopt.decrypt_threads = args.decrypt_threads;
-  sopt.prefetch_bytes = args.prefetch_mb << 20;
-  sopt.prefetch_threads = args.prefetch_threads;
-  sopt.direct_io = args.direct_io;
-  sopt.allow_bad_files = args.allow_bad_files;
-  std::vector<std::string> warnings;
-  auto tree = fs::ServedTree::Create(args.src, *resolver, sopt, &warnings);
-  if (!tree.ok()) return Fail(tree.status());
-  for (const std::string& w : warnings) std::fprintf(stderr, "ctfs: warning: %s\n", w.c_str());
 
-  if (args.foreground) {
-    SetupLogging(args, true);
-    return Serve(**tree, args, -1);
-  }
+  if (args.foreground) return LoadAndServe(args, -1);
+  // Fork before any key is read: memory locks are not inherited across fork(), and secrets
+  // are zero in a child (MADV_WIPEONFORK), so the daemon loads its keys itself. This process
+  // only waits for its answer ("OK", or "<exit code> <message>").
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return Fail(ErrnoError(errno, "pipe"));
   std::fflush(nullptr);
@@ -163,10 +199,9 @@ int Mount(const MountArgs& raw_args) {
     ::close(fds[0]);
     ::setsid();
     if (::chdir("/") != 0) _exit(kExitError);
-    SetupLogging(args, false);
-    int rc = Serve(**tree, args, fds[1]);
-    tree->reset();
-    _exit(rc);
+    const int rc = LoadAndServe(args, fds[1]);
+    std::fflush(nullptr);
+    _exit(rc);  // after LoadAndServe's scope: every key-holding object has been destroyed
   }
   ::close(fds[1]);
   std::string answer;

@@ -89,28 +89,35 @@ namespace internal {
 
 size_t Base64EncodedLen(size_t n) { return (n + 2) / 3 * 4; }
 
-void Base64EncodeAppend(ByteSpan data, std::string* out) {
+void Base64EncodeTo(ByteSpan data, char* out) {
   size_t i = 0;
   for (; i + 3 <= data.size(); i += 3) {
     const uint32_t n = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8) | data[i + 2];
-    out->push_back(kAlphabet[(n >> 18) & 63]);
-    out->push_back(kAlphabet[(n >> 12) & 63]);
-    out->push_back(kAlphabet[(n >> 6) & 63]);
-    out->push_back(kAlphabet[n & 63]);
+    *out++ = kAlphabet[(n >> 18) & 63];
+    *out++ = kAlphabet[(n >> 12) & 63];
+    *out++ = kAlphabet[(n >> 6) & 63];
+    *out++ = kAlphabet[n & 63];
   }
   const size_t rest = data.size() - i;
   if (rest == 1) {
     const uint32_t n = uint32_t{data[i]} << 16;
-    out->push_back(kAlphabet[(n >> 18) & 63]);
-    out->push_back(kAlphabet[(n >> 12) & 63]);
-    out->append("==");
+    *out++ = kAlphabet[(n >> 18) & 63];
+    *out++ = kAlphabet[(n >> 12) & 63];
+    *out++ = '=';
+    *out++ = '=';
   } else if (rest == 2) {
     const uint32_t n = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8);
-    out->push_back(kAlphabet[(n >> 18) & 63]);
-    out->push_back(kAlphabet[(n >> 12) & 63]);
-    out->push_back(kAlphabet[(n >> 6) & 63]);
-    out->push_back('=');
+    *out++ = kAlphabet[(n >> 18) & 63];
+    *out++ = kAlphabet[(n >> 12) & 63];
+    *out++ = kAlphabet[(n >> 6) & 63];
+    *out++ = '=';
   }
+}
+
+void Base64EncodeAppend(ByteSpan data, std::string* out) {
+  const size_t old_len = out->size();
+  out->resize(old_len + Base64EncodedLen(data.size()));
+  Base64EncodeTo(data, out->data() + old_len);
 }
 
 }  // namespace internal

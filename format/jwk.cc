@@ -6,6 +6,7 @@
 // messages name a key by kid or index, never by its bytes.
 #include "format/jwk.h"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -128,19 +129,20 @@ Result<Jwk> ParseJwk(const Json& obj, size_t index) {
   return jwk;
 }
 
-// JsonSink measures (out == nullptr) or writes the serialized set, so that the output can be
-// reserved at its final size and never reallocated while it holds secrets.
+// JsonSink measures (out == nullptr) or writes the serialized set into a buffer of the
+// measured size, so that the output is allocated once, at its final size (never reallocated
+// while it holds secrets), and may live in a SecretBytes.
 struct JsonSink {
-  std::string* out = nullptr;
+  char* out = nullptr;
   size_t len = 0;
 
   void Add(std::string_view s) {
+    if (out != nullptr) std::copy(s.begin(), s.end(), out + len);
     len += s.size();
-    if (out != nullptr) out->append(s);
   }
   void AddBase64(ByteSpan bytes) {
+    if (out != nullptr) internal::Base64EncodeTo(bytes, out + len);
     len += internal::Base64EncodedLen(bytes.size());
-    if (out != nullptr) internal::Base64EncodeAppend(bytes, out);
   }
   void AddMember(std::string_view key, const std::string& value) {
     Add(",\"");
@@ -219,9 +221,17 @@ Result<std::vector<Jwk>> ParseJwkDocument(std::string_view json) {
 std::string SerializeJwkSet(const std::vector<const Jwk*>& keys, bool include_private) {
   JsonSink measure;
   WriteSet(keys, include_private, &measure);
-  std::string out;
-  out.reserve(measure.len);
-  JsonSink writer{&out};
+  std::string out(measure.len, '\0');
+  JsonSink writer{out.data()};
+  WriteSet(keys, include_private, &writer);
+  return out;
+}
+
+SecretBytes SerializeJwkSetSecret(const std::vector<const Jwk*>& keys, bool include_private) {
+  JsonSink measure;
+  WriteSet(keys, include_private, &measure);
+  SecretBytes out(measure.len);
+  JsonSink writer{reinterpret_cast<char*>(out.data())};
   WriteSet(keys, include_private, &writer);
   return out;
 }

@@ -36,8 +36,12 @@ Result<std::vector<Jwk>> ParseJwkDocument(std::string_view json);
 
 // SerializeJwkSet writes {"keys":[...]} with members kty, alg, kid, (jku), k | x, d. If
 // `include_private` is false, k is still written (symmetric) but d is omitted.
-// The returned string holds secrets: wipe it (WipeMemory) after use.
+// The returned string holds secrets (for tests and tools; it is allocated once, at its final
+// size): wipe it (WipeMemory) after use.
 std::string SerializeJwkSet(const std::vector<const Jwk*>& keys, bool include_private);
+// SerializeJwkSetSecret is SerializeJwkSet into a SecretBytes (the only copy there is): what
+// writers of key files use.
+SecretBytes SerializeJwkSetSecret(const std::vector<const Jwk*>& keys, bool include_private);
 
 }  // namespace ctfs::format
 

@@ -30,19 +30,6 @@ constexpr char kEnvVar[] = "CRYPTOTENSOR_KEYS";
 // Kids and jku URLs come from file headers (hostile input): cap what goes into a message.
 constexpr size_t kMaxQuotedLen = 200;
 
-// WipedString wipes a std::string holding key JSON when it goes out of scope.
-class WipedString {
- public:
-  WipedString() = default;
-  WipedString(const WipedString&) = delete;
-  WipedString& operator=(const WipedString&) = delete;
-  ~WipedString() { WipeMemory(s_.data(), s_.size()); }
-  std::string& get() { return s_; }
-
- private:
-  std::string s_;
-};
-
 // Quote renders an untrusted string for a message: in double quotes, non-printable bytes and
 // quotes escaped, truncated to kMaxQuotedLen bytes.
 std::string Quote(std::string_view s) {
@@ -137,12 +124,10 @@ Result<std::vector<format::Jwk>> LoadJwkFile(const std::string& path) {
   if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, "key file " + path + ": stat");
   CTFS_RETURN_IF_ERROR(CheckKeyFileStat(st, path));
 
-  WipedString json;
-  json.get().assign(static_cast<size_t>(st.st_size), '\0');
-  CTFS_RETURN_IF_ERROR(PreadExact(
-      fd.get(), MutableByteSpan(reinterpret_cast<uint8_t*>(json.get().data()), json.get().size()),
-      0, path));
-  auto keys = ParseKeys(json.get());
+  // The file's text goes straight into locked, wiped memory.
+  SecretBytes json(static_cast<size_t>(st.st_size));
+  CTFS_RETURN_IF_ERROR(PreadExact(fd.get(), json.mutable_span(), 0, path));
+  auto keys = ParseKeys(std::string_view(reinterpret_cast<const char*>(json.data()), json.size()));
   if (!keys.ok()) return keys.status().WithContext("key file " + path);
   return keys;
 }

@@ -15,6 +15,10 @@ namespace ctfs::format::internal {
 // Base64EncodedLen returns the padded encoded length of `n` bytes (4 * ceil(n / 3)).
 size_t Base64EncodedLen(size_t n);
 
+// Base64EncodeTo writes the standard padded encoding of `data` to `out`, which has room for
+// Base64EncodedLen(data.size()) bytes.
+void Base64EncodeTo(ByteSpan data, char* out);
+
 // Base64EncodeAppend appends the standard padded encoding of `data` to `*out`. It does not
 // reallocate `*out` if its capacity already fits the result.
 void Base64EncodeAppend(ByteSpan data, std::string* out);
