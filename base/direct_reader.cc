@@ -71,9 +71,18 @@ Status StagingBuffer::Reserve(size_t len) {
 }
 
 Result<DirectReader> DirectReader::Open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+  return FromFd(fd, errno, path);
+}
+
+Result<DirectReader> DirectReader::OpenFrom(int fd, const std::string& path) {
+  const std::string proc = "/proc/self/fd/" + std::to_string(fd);
+  const int direct_fd = ::open(proc.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+  return FromFd(direct_fd, errno, path);
+}
+
+Result<DirectReader> DirectReader::FromFd(int fd, int err, const std::string& path) {
   if (fd < 0) {
-    const int err = errno;
     if (err == EINVAL) return FailedPreconditionError(path + ": no direct I/O on this file system");
     return ErrnoError(err, "open " + path + " for direct I/O");
   }

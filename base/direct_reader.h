@@ -50,6 +50,9 @@ class DirectReader {
   // Open opens `path` O_RDONLY|O_DIRECT. FailedPrecondition if the file system does not do
   // direct I/O (or wants alignment a page-aligned buffer cannot give).
   static Result<DirectReader> Open(const std::string& path);
+  // OpenFrom opens the file of descriptor `fd` again, O_DIRECT (through /proc/self/fd: the same
+  // inode, whatever its path names now). Errors as for Open.
+  static Result<DirectReader> OpenFrom(int fd, const std::string& path);
 
   // Read returns exactly `len` bytes at `off`, inside `staging` (valid until its next use).
   // DataLoss ("truncated") if the file ends first.
@@ -58,6 +61,8 @@ class DirectReader {
   size_t offset_align() const { return offset_align_; }
 
  private:
+  // FromFd finishes Open/OpenFrom once `fd` is open O_DIRECT (or `err` says why not).
+  static Result<DirectReader> FromFd(int fd, int err, const std::string& path);
   DirectReader(std::string path, UniqueFd fd, size_t offset_align)
       : path_(std::move(path)), fd_(std::move(fd)), offset_align_(offset_align) {}
 

@@ -26,32 +26,45 @@ std::string KidText(const format::KeyDescriptor& d) {
 
 }  // namespace
 
-Result<HeaderAndFd> ReadHeader(const std::string& path) {
-  HeaderAndFd out;
-  CTFS_ASSIGN_OR_RETURN(out.fd, OpenReadOnly(path));
-  CTFS_ASSIGN_OR_RETURN(uint64_t file_len, FileSize(out.fd.get(), path));
+Result<HeaderAndPrefix> ReadHeaderFrom(const RandomAccessFile& file) {
+  const std::string& path = file.path();
+  HeaderAndPrefix out;
+  CTFS_ASSIGN_OR_RETURN(uint64_t file_len, file.Size());
   uint8_t len_bytes[8] = {};
   size_t first = static_cast<size_t>(std::min<uint64_t>(8, file_len));
-  CTFS_RETURN_IF_ERROR(PreadExact(out.fd.get(), MutableByteSpan(len_bytes, first), 0, path));
+  CTFS_RETURN_IF_ERROR(PreadExact(file, MutableByteSpan(len_bytes, first), 0));
   auto n = format::ParseHeaderLength(ByteSpan(len_bytes, first), file_len);
   if (!n.ok()) return n.status().WithContext(path);
   out.prefix.resize(8 + *n);
-  CTFS_RETURN_IF_ERROR(PreadExact(out.fd.get(), out.prefix, 0, path));
+  CTFS_RETURN_IF_ERROR(PreadExact(file, out.prefix, 0));
   auto header = format::ParseHeader(out.prefix, file_len);
   if (!header.ok()) return header.status().WithContext(path);
   out.header = std::move(*header);
   return out;
 }
 
+Result<HeaderAndFd> ReadHeader(const std::string& path) {
+  CTFS_ASSIGN_OR_RETURN(std::unique_ptr<PosixFile> file, PosixFile::Open(path));
+  CTFS_ASSIGN_OR_RETURN(HeaderAndPrefix hp, ReadHeaderFrom(*file));
+  return HeaderAndFd{std::move(hp.header), std::move(hp.prefix), file->TakeFd()};
+}
+
 Result<std::unique_ptr<EncryptedFile>> EncryptedFile::Open(const std::string& path,
                                                            const keys::KeyResolver& keys) {
-  CTFS_ASSIGN_OR_RETURN(HeaderAndFd hf, ReadHeader(path));
+  CTFS_ASSIGN_OR_RETURN(std::unique_ptr<PosixFile> file, PosixFile::Open(path));
+  return Open(std::move(file), keys);
+}
+
+Result<std::unique_ptr<EncryptedFile>> EncryptedFile::Open(std::unique_ptr<RandomAccessFile> file,
+                                                           const keys::KeyResolver& keys) {
+  const std::string path = file->path();
+  CTFS_ASSIGN_OR_RETURN(HeaderAndPrefix hf, ReadHeaderFrom(*file));
   if (!format::IsEncrypted(hf.header)) {
     return FailedPreconditionError(path + ": not a CryptoTensors file (plain safetensors)");
   }
   std::unique_ptr<EncryptedFile> f(new EncryptedFile());
   f->path_ = path;
-  f->fd_ = std::move(hf.fd);
+  f->file_ = std::move(file);
   f->header_ = std::move(hf.header);
   auto crypt = format::ParseCryptMetadata(f->header_);
   if (!crypt.ok()) return crypt.status().WithContext(path);
@@ -186,11 +199,11 @@ Status EncryptedFile::OpenUnit(size_t index, uint64_t unit, ByteSpan cipher,
 }
 
 Status EncryptedFile::EnableDirectReads() {
-  CTFS_ASSIGN_OR_RETURN(DirectReader reader, DirectReader::Open(path_));
+  CTFS_ASSIGN_OR_RETURN(DirectReader reader, file_->OpenDirect());
   direct_ = std::make_unique<DirectReader>(std::move(reader));
   // Sequential reading is the runs' job now: kernel readahead on the buffered fd would read
   // (and cache) the same ciphertext again around every DecryptUnit. Best effort.
-  (void)::posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_RANDOM);
+  file_->AdviseRandom();
   return Status::Ok();
 }
 
@@ -207,7 +220,7 @@ Result<ByteSpan> EncryptedFile::ReadDirect(uint64_t cipher_off, uint64_t len) co
 Status EncryptedFile::DecryptUnit(size_t index, uint64_t unit, MutableByteSpan out) const {
   CTFS_CHECK(entries_[index] != nullptr && unit < NumAuthUnits(index) &&
              out.size() == AuthUnitLen(index, unit));
-  Status st = PreadExact(fd_.get(), out, CipherOffset(index, unit), path_);
+  Status st = PreadExact(*file_, out, CipherOffset(index, unit));
   st = st.ok() ? OpenUnit(index, unit, out, out) : UnitError(index, unit, st);  // in place
   if (!st.ok()) WipeMemory(out.data(), out.size());
   return st;
@@ -243,7 +256,7 @@ Status EncryptedFile::ReadTensorRange(size_t index, uint64_t off, MutableByteSpa
   if (out.empty()) return Status::Ok();
   if (entries_[index] == nullptr) {
     // Stored in plain (partial encryption): served as stored, without integrity protection.
-    return PreadExact(fd_.get(), out, header_.data_start() + t.begin + off, path_);
+    return PreadExact(*file_, out, header_.data_start() + t.begin + off);
   }
   const uint64_t unit_len = chunked_ ? chunk_size_ : t.byte_len();
   uint64_t pos = off;

@@ -26,6 +26,7 @@
 #include "base/aead_alg.h"
 #include "base/bytes.h"
 #include "base/direct_reader.h"
+#include "base/random_access_file.h"
 #include "base/result.h"
 #include "base/secret_bytes.h"
 #include "base/unique_fd.h"
@@ -35,8 +36,16 @@
 
 namespace ctfs::fs {
 
-// ReadHeader opens `path` and returns its validated safetensors header (S1-S15) with the
-// prefix bytes (first 8+N bytes) and the open fd. Used for plain and encrypted files alike.
+// ReadHeaderFrom reads the validated safetensors header (S1-S15, against the file's size now)
+// of `file`, with the prefix bytes (first 8+N bytes). Errors are prefixed with its path.
+struct HeaderAndPrefix {
+  format::SafetensorsHeader header;
+  Bytes prefix;
+};
+Result<HeaderAndPrefix> ReadHeaderFrom(const RandomAccessFile& file);
+
+// ReadHeader opens `path` and returns ReadHeaderFrom's result with the open fd. Used for plain
+// and encrypted files alike.
 struct HeaderAndFd {
   format::SafetensorsHeader header;
   Bytes prefix;
@@ -46,9 +55,13 @@ Result<HeaderAndFd> ReadHeader(const std::string& path);
 
 class EncryptedFile {
  public:
-  // Open a CryptoTensors file. FailedPrecondition if it is a plain safetensors file. Errors are
-  // prefixed with the path; key lookup failures are NotFound, bad signature / wrong key /
-  // tampered header are DataLoss, a denying policy is PermissionDenied.
+  // Open a CryptoTensors file; every later read goes through `file`. FailedPrecondition if it
+  // is a plain safetensors file. Errors are prefixed with the path; key lookup failures are
+  // NotFound, bad signature / wrong key / tampered header are DataLoss, a denying policy is
+  // PermissionDenied.
+  static Result<std::unique_ptr<EncryptedFile>> Open(std::unique_ptr<RandomAccessFile> file,
+                                                     const keys::KeyResolver& keys);
+  // Open the file at `path` (symlinks followed: for files named on the command line).
   static Result<std::unique_ptr<EncryptedFile>> Open(const std::string& path,
                                                      const keys::KeyResolver& keys);
 
@@ -140,7 +153,7 @@ class EncryptedFile {
   Result<ByteSpan> ReadDirect(uint64_t cipher_off, uint64_t len) const;
 
   std::string path_;
-  UniqueFd fd_;
+  std::unique_ptr<RandomAccessFile> file_;
   std::unique_ptr<DirectReader> direct_;  // set by EnableDirectReads
   format::SafetensorsHeader header_;
   format::CryptMetadata crypt_;

@@ -29,11 +29,12 @@ std::unique_ptr<PlainFile> PlainFile::FromEncrypted(std::unique_ptr<EncryptedFil
   return f;
 }
 
-Result<std::unique_ptr<PlainFile>> PlainFile::OpenPassthrough(const std::string& path) {
+std::unique_ptr<PlainFile> PlainFile::OpenPassthrough(std::unique_ptr<RandomAccessFile> file,
+                                                      uint64_t size) {
   std::unique_ptr<PlainFile> f(new PlainFile());
-  f->path_ = path;
-  CTFS_ASSIGN_OR_RETURN(f->fd_, OpenReadOnly(path));
-  CTFS_ASSIGN_OR_RETURN(f->size_, FileSize(f->fd_.get(), path));
+  f->path_ = file->path();
+  f->size_ = size;
+  f->passthrough_ = std::move(file);
   return f;
 }
 
@@ -42,7 +43,7 @@ Result<size_t> PlainFile::Read(uint64_t plain_off, MutableByteSpan out) const {
   const size_t n = static_cast<size_t>(std::min<uint64_t>(out.size(), size_ - plain_off));
   out = out.first(n);
   if (!encrypted_) {
-    CTFS_RETURN_IF_ERROR(PreadExact(fd_.get(), out, plain_off, path_));
+    CTFS_RETURN_IF_ERROR(PreadExact(*passthrough_, out, plain_off));
     return n;
   }
   const Bytes& prefix = encrypted_->plain_prefix();

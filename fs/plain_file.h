@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "base/random_access_file.h"
 #include "base/result.h"
-#include "base/unique_fd.h"
 #include "fs/chunk_cache.h"
 #include "fs/encrypted_file.h"
 #include "fs/stream_activity.h"
@@ -38,8 +38,10 @@ class PlainFile {
   static std::unique_ptr<PlainFile> FromEncrypted(std::unique_ptr<EncryptedFile> file,
                                                   uint64_t file_id, ChunkCache* cache,
                                                   WorkerPool* pool);
-  // OpenPassthrough opens a backing file to serve as is.
-  static Result<std::unique_ptr<PlainFile>> OpenPassthrough(const std::string& path);
+  // OpenPassthrough serves `file` as is, `size` bytes long (the size the mount shows: reads
+  // past the file's real end fail as truncated).
+  static std::unique_ptr<PlainFile> OpenPassthrough(std::unique_ptr<RandomAccessFile> file,
+                                                    uint64_t size);
 
   // ReleaseEncrypted hands back the EncryptedFile (this PlainFile is unusable afterwards).
   std::unique_ptr<EncryptedFile> ReleaseEncrypted() { return std::move(encrypted_); }
@@ -124,7 +126,7 @@ class PlainFile {
 
   uint64_t size_ = 0;
   std::string path_;
-  UniqueFd fd_;                               // passthrough
+  std::unique_ptr<RandomAccessFile> passthrough_;  // passthrough
   std::unique_ptr<EncryptedFile> encrypted_;  // encrypted
   uint64_t file_id_ = 0;
   ChunkCache* cache_ = nullptr;

@@ -22,6 +22,22 @@ std::string DirectReadsWarning(std::string_view thp_mode) {
          "times slower than into huge pages (bench/direct_read.py)";
 }
 
+namespace {
+
+// RefusalSummary: the mount's error when files are refused: the first one's, plus how many
+// more there are and their names.
+Status RefusalSummary(const std::vector<std::pair<std::string, Status>>& refused) {
+  const Status& first = refused.front().second;
+  if (refused.size() == 1) return first;
+  std::string more = "; " + std::to_string(refused.size() - 1) + " more file(s) refused:";
+  constexpr size_t kNamed = 5;
+  for (size_t i = 1; i < refused.size() && i <= kNamed; ++i) more += " " + refused[i].first;
+  if (refused.size() - 1 > kNamed) more += " ...";
+  return Status(first.code(), first.message() + more);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<ServedTree>> ServedTree::Create(const std::string& source_dir,
                                                        const keys::KeyResolver& keys,
                                                        const ServeOptions& options,
@@ -36,17 +52,31 @@ Result<std::unique_ptr<ServedTree>> ServedTree::Create(const std::string& source
   size_t no_direct_io = 0;
   size_t direct_io = 0;
   std::string no_direct_reason;
+  std::vector<std::pair<std::string, Status>> refused;  // (rel_path, why)
+  auto refuse = [&](const TreeNode& node, Status why) {
+    t->open_errors_[node.ino - 1] = why;
+    refused.emplace_back(node.rel_path, std::move(why));
+  };
   for (const TreeNode& node : t->tree_.nodes()) {
+    if (node.kind == TreeNode::Kind::kRefused) {
+      refuse(node, node.refusal);
+      continue;
+    }
     if (node.kind != TreeNode::Kind::kEncrypted) continue;
-    auto f = EncryptedFile::Open(node.backing_path, keys);
+    auto fd = t->tree_.OpenFile(node);
+    if (!fd.ok()) {
+      refuse(node, fd.status());
+      continue;
+    }
+    auto f = EncryptedFile::Open(
+        t->WrapFile(std::make_unique<PosixFile>(std::move(*fd), node.backing_path)), keys);
     if (!f.ok()) {
-      if (!options.allow_bad_files) return f.status();
-      t->open_errors_[node.ino - 1] = f.status();
-      if (warnings) warnings->push_back("not serving " + f.status().message());
+      refuse(node, f.status());
       continue;
     }
     if ((*f)->plain_file_len() != node.size) {
-      return InternalError(node.backing_path + ": plain size changed during the scan");
+      refuse(node, DataLossError(node.backing_path + ": changed during the scan"));
+      continue;
     }
     // Direct reads serve decrypt-ahead runs only: without decrypt-ahead they would just take
     // kernel readahead away from the reader's own reads.
@@ -59,6 +89,12 @@ Result<std::unique_ptr<ServedTree>> ServedTree::Create(const std::string& source
     t->encrypted_[node.ino - 1] =
         PlainFile::FromEncrypted(std::move(*f), node.ino, t->cache_.get(), nullptr);
   }
+  if (!refused.empty()) {
+    if (!options.allow_bad_files) return RefusalSummary(refused);
+    if (warnings != nullptr) {
+      for (const auto& [rel, why] : refused) warnings->push_back("not serving " + why.message());
+    }
+  }
   if (no_direct_io > 0 && warnings != nullptr) {
     warnings->push_back(std::to_string(no_direct_io) +
                         " encrypted file(s) are read through the page cache (" + no_direct_reason +
@@ -68,6 +104,10 @@ Result<std::unique_ptr<ServedTree>> ServedTree::Create(const std::string& source
     if (std::string w = DirectReadsWarning(ThpMode()); !w.empty()) warnings->push_back(w);
   }
   return t;
+}
+
+std::unique_ptr<RandomAccessFile> ServedTree::WrapFile(std::unique_ptr<RandomAccessFile> file) const {
+  return options_.wrap_file ? options_.wrap_file(std::move(file)) : std::move(file);
 }
 
 ServedTree::~ServedTree() {
@@ -94,14 +134,6 @@ Result<OpenHandle> ServedTree::Open(uint64_t ino) const {
   const TreeNode* node = tree_.Find(ino);
   if (node == nullptr) return NotFoundError("no such inode");
   if (node->kind == TreeNode::Kind::kDirectory) return InvalidArgumentError("is a directory");
-  OpenHandle h;
-  if (node->kind == TreeNode::Kind::kPassthrough) {
-    CTFS_ASSIGN_OR_RETURN(h.owned, PlainFile::OpenPassthrough(node->backing_path));
-    h.file = h.owned.get();
-    return h;
-  }
-  std::shared_lock<std::shared_mutex> lock(mu_);
-  if (revoked_.load()) return RevokedError();
   const Status& err = open_errors_[ino - 1];
   if (!err.ok()) {
     // A file that could not be verified is never served: EIO (a missing key must not look
@@ -109,33 +141,61 @@ Result<OpenHandle> ServedTree::Open(uint64_t ino) const {
     if (err.code() == StatusCode::kPermissionDenied) return err;
     return DataLossError(err.message());
   }
-  h.file = encrypted_[ino - 1].get();
-  if (h.file == nullptr) return InternalError(node->rel_path + ": not opened");
+  OpenHandle h;
+  h.ino_ = ino;
+  if (node->kind == TreeNode::Kind::kPassthrough) {
+    CTFS_ASSIGN_OR_RETURN(UniqueFd fd, tree_.OpenFile(*node));
+    h.passthrough_ = PlainFile::OpenPassthrough(
+        WrapFile(std::make_unique<PosixFile>(std::move(fd), node->backing_path)), node->size);
+    return h;
+  }
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (revoked_.load()) return RevokedError();
+  if (encrypted_[ino - 1] == nullptr) return InternalError(node->rel_path + ": not opened");
   return h;
+}
+
+const PlainFile* ServedTree::FileLocked(const OpenHandle& handle) const {
+  if (revoked_.load()) return nullptr;
+  if (handle.passthrough_ != nullptr) return handle.passthrough_.get();
+  if (handle.ino_ == 0 || handle.ino_ > encrypted_.size()) return nullptr;
+  return encrypted_[handle.ino_ - 1].get();
+}
+
+Status ServedTree::WithFile(const OpenHandle& handle,
+                            const std::function<void(const PlainFile&)>& fn) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  const PlainFile* f = FileLocked(handle);
+  if (f == nullptr) return RevokedError();
+  fn(*f);
+  return Status::Ok();
 }
 
 Result<size_t> ServedTree::Read(const OpenHandle& handle, uint64_t off, MutableByteSpan out) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
-  if (revoked_.load()) return RevokedError();
-  Result<size_t> n = handle.file->Read(off, out);
-  if (n.ok() && prefetcher_ && handle.file->encrypted()) QueueReadAhead(*handle.file, off, *n);
+  const PlainFile* f = FileLocked(handle);
+  if (f == nullptr) return RevokedError();
+  Result<size_t> n = f->Read(off, out);
+  if (n.ok() && prefetcher_ && f->encrypted()) QueueReadAhead(*f, off, *n);
   return n;
 }
 
 size_t ServedTree::CopyLead(const OpenHandle& handle, uint64_t off) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
-  return revoked_.load() ? 0 : handle.file->CopyLead(off);
+  const PlainFile* f = FileLocked(handle);
+  return f == nullptr ? 0 : f->CopyLead(off);
 }
 
 Result<bool> ServedTree::ReadSpans(const OpenHandle& handle, uint64_t off, size_t len,
                                    ChunkSpans& out) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
-  if (revoked_.load()) return RevokedError();
-  CTFS_ASSIGN_OR_RETURN(bool done, handle.file->ReadSpans(off, len, out));
+  const PlainFile* f = FileLocked(handle);
+  if (f == nullptr) return RevokedError();
+  CTFS_ASSIGN_OR_RETURN(bool done, f->ReadSpans(off, len, out));
   if (done && prefetcher_) {
     uint64_t n = 0;
     for (ByteSpan s : out.spans) n += s.size();
-    QueueReadAhead(*handle.file, off, n);
+    QueueReadAhead(*f, off, n);
   }
   return done;
 }

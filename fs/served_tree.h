@@ -1,23 +1,32 @@
 // SPDX-License-Identifier: Apache-2.0
 // ServedTree: everything the mount serves, without any FUSE dependency. At creation it scans
 // the source directory (ModelTree) and opens every encrypted file: header, keys, signature,
-// policy, data keys (EncryptedFile::Open). A file that fails refuses the whole mount, unless
-// allow_bad_files, in which case that file answers every open with its error.
+// policy, data keys (EncryptedFile::Open). A file that fails, or that the scan refused
+// (fs/source_file_class.h: damaged, or a CryptoTensors header where none may be), refuses the
+// whole mount, unless allow_bad_files: then that file answers every open with its error.
+// Passthrough files are opened at each open, beneath the source root, only if they are still
+// the file the snapshot saw (ModelTree::OpenFile).
 //
 // Revoke() is the in-daemon half of revocation: from then on every open and read is denied,
 // and all key material and cached plaintext is wiped (as soon as in-flight reads finish).
+//
+// Lifetime rule: the tree's files (the encrypted views) are reached only under the tree's
+// lock, by inode, through the ServedTree calls below; an OpenHandle holds no pointer to them,
+// so nothing the FUSE layer keeps can outlive what Revoke() frees.
 // Thread safety: thread-safe. Reads hold a shared lock; Revoke takes it exclusively.
 #ifndef CTFS_FS_SERVED_TREE_H_
 #define CTFS_FS_SERVED_TREE_H_
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "base/random_access_file.h"
 #include "base/result.h"
 #include "fs/chunk_cache.h"
 #include "fs/model_tree.h"
@@ -41,7 +50,11 @@ struct ServeOptions {
   size_t prefetch_threads = 4;           // background threads for that (mostly waiting for disk)
   size_t prefetch_run_bytes = 4u << 20;  // chunks decrypted ahead are read in runs this long
   bool direct_io = true;         // decrypt ahead from O_DIRECT reads (needs prefetch and a cache)
-  bool allow_bad_files = false;  // serve the rest if some encrypted files fail to open
+  bool allow_bad_files = false;  // serve the rest if some files are refused or fail to open
+  // The I/O seam (fault injection in tests): if set, every backing file the tree reads (encrypted
+  // files from mount time, passthrough files at each open) is read through what this returns
+  // for it.
+  std::function<std::unique_ptr<RandomAccessFile>(std::unique_ptr<RandomAccessFile>)> wrap_file;
 };
 
 // DirectReadsWarning returns the mount warning for decrypt-ahead reads under the kernel's
@@ -49,11 +62,22 @@ struct ServeOptions {
 // are off, which leaves the staging buffers on 4 KiB pages (several times slower on some VMs).
 std::string DirectReadsWarning(std::string_view thp_mode);
 
-// A handle returned by Open: either the shared encrypted view of an inode or an own
-// passthrough file.
-struct OpenHandle {
-  const PlainFile* file = nullptr;   // valid until Revoke() or handle release
-  std::unique_ptr<PlainFile> owned;  // passthrough files: one per open
+// OpenHandle: what an open of a served file holds. It owns everything it refers to (an
+// encrypted file's view is looked up by inode under the tree's lock at every read), so it stays
+// safe to keep and to destroy after Revoke(). Only ServedTree reads through it.
+class OpenHandle {
+ public:
+  OpenHandle(OpenHandle&&) = default;
+  OpenHandle& operator=(OpenHandle&&) = default;
+  uint64_t ino() const { return ino_; }
+  // encrypted: its reads return decrypted plaintext (reply buffers holding it get wiped).
+  bool encrypted() const { return passthrough_ == nullptr; }
+
+ private:
+  friend class ServedTree;
+  OpenHandle() = default;
+  uint64_t ino_ = 0;
+  std::unique_ptr<PlainFile> passthrough_;  // passthrough files: one per open
 };
 
 class ServedTree {
@@ -75,13 +99,19 @@ class ServedTree {
   void StartWorkers();
 
   // Open checks that `ino` may be opened for reading. PermissionDenied after Revoke(); the
-  // file's own error (e.g. DataLoss for a bad signature) for a file that failed to open.
+  // file's own error (e.g. DataLoss for a bad signature) for a file that failed to open or
+  // was refused; for a passthrough file, DataLoss if it changed since the mount (NotFound if
+  // it is gone).
   Result<OpenHandle> Open(uint64_t ino) const;
 
   // Read reads from an open handle into `out`; returns the byte count (short at EOF).
   // PermissionDenied after Revoke(). A read that continues a sequential pattern queues the
   // decryption of the chunks after it (ServeOptions::prefetch_bytes).
   Result<size_t> Read(const OpenHandle& handle, uint64_t off, MutableByteSpan out) const;
+
+  // WithFile runs `fn` on the file `handle` reads, under the tree's lock (the reference must
+  // not escape `fn`): for tests and diagnostics. PermissionDenied after Revoke().
+  Status WithFile(const OpenHandle& handle, const std::function<void(const PlainFile&)>& fn) const;
 
   // CopyLead: where a copied Read at `off` should place its buffer (PlainFile::CopyLead); 0
   // after Revoke().
@@ -101,6 +131,10 @@ class ServedTree {
  private:
   ServedTree() = default;
   void QueueReadAhead(const PlainFile& file, uint64_t off, uint64_t len) const;
+  // FileLocked: the file `handle` reads; nullptr after Revoke(). REQUIRES mu_ (shared).
+  const PlainFile* FileLocked(const OpenHandle& handle) const;
+  // WrapFile applies options_.wrap_file.
+  std::unique_ptr<RandomAccessFile> WrapFile(std::unique_ptr<RandomAccessFile> file) const;
 
   ModelTree tree_;
   ServeOptions options_;
@@ -109,9 +143,9 @@ class ServedTree {
   std::unique_ptr<Prefetcher> prefetcher_;  // its jobs take mu_ shared and check revoked_
   mutable StreamActivity streams_;          // files sharing options_.prefetch_bytes
   mutable std::shared_mutex mu_;
-  // Index = ino - 1: the open encrypted view, or the reason it could not be opened.
+  // Index = ino - 1: the open encrypted view, or the reason the file is not served.
   std::vector<std::unique_ptr<PlainFile>> encrypted_;  // GUARDED_BY(mu_)
-  std::vector<Status> open_errors_;
+  std::vector<Status> open_errors_;                     // immutable after Create
   std::atomic<bool> revoked_{false};
 };
 

@@ -155,7 +155,7 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
     // Decrypted plaintext lives on only in the page cache. A passthrough file's bytes are
     // stored in plain on disk: wiping them was ~7 % of a plain mount's daemon CPU. (Decided
     // before the reply: once it is sent, a RELEASE on another thread may free `h`.)
-    const bool wipe = h->file->encrypted();
+    const bool wipe = h->encrypted();
     auto n = Tree(req).Read(*h, static_cast<uint64_t>(off), *buf);
     if (!n.ok()) return fail(n.status());
     fuse_reply_buf(req, reinterpret_cast<const char*>(buf->data()), *n);

@@ -16,6 +16,7 @@
 #include <random>
 #include <string>
 
+#include "base/check.h"
 #include "crypto/random.h"
 #include "crypto/signature.h"
 #include "format/jwk.h"
@@ -102,8 +103,17 @@ class ServedTreeTest : public ::testing::Test {
   struct Detector {
     std::unique_ptr<ServedTree> tree;
     OpenHandle handle;
-    const PlainFile& file() const { return *handle.file; }
+    const PlainFile& file() const { return FileOf(*tree, handle); }
   };
+  // FileOf: the PlainFile behind `h`, for tests that call PlainFile directly. The reference
+  // escapes ServedTree::WithFile, which the product never does; these tests never revoke, so
+  // it stays valid for the tree's life.
+  static const PlainFile& FileOf(const ServedTree& tree, const OpenHandle& h) {
+    const PlainFile* f = nullptr;
+    EXPECT_TRUE(tree.WithFile(h, [&](const PlainFile& p) { f = &p; }).ok());
+    CTFS_CHECK(f != nullptr);
+    return *f;
+  }
   static ServeOptions PrefetchOptionsNone() {
     ServeOptions opt;
     opt.prefetch_bytes = 0;

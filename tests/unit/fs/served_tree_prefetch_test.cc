@@ -157,7 +157,7 @@ TEST_F(ServedTreeTest, PlanReadAheadDetectsSequentialAccess) {
   const uint64_t ino = Ino(*tree, "model.safetensors");
   auto h = tree->Open(ino);
   ASSERT_TRUE(h.ok());
-  const PlainFile& f = *h->file;
+  const PlainFile& f = FileOf(*tree, *h);
   ASSERT_TRUE(f.encrypted());
   const uint64_t prefix = PrefixLen();
   ASSERT_EQ(f.encrypted_file()->plain_prefix().size(), prefix);
@@ -191,7 +191,7 @@ TEST_F(ServedTreeTest, PlanReadAheadDetectsSequentialAccess) {
   // Passthrough files plan nothing.
   auto other = tree->Open(Ino(*tree, "config.json"));
   ASSERT_TRUE(other.ok());
-  EXPECT_EQ(other->file->PlanReadAhead(0, 3, Flat(16384)), Keys{});
+  EXPECT_EQ(FileOf(*tree, *other).PlanReadAhead(0, 3, Flat(16384)), Keys{});
 }
 
 TEST_F(ServedTreeTest, ReadAheadWindowGrowsWithTheStream) {
@@ -371,8 +371,8 @@ TEST_F(ServedTreeTest, ReadSpansDeclinesTensorsStoredInPlain) {
   ASSERT_NE(tree, nullptr);
   auto h = tree->Open(Ino(*tree, "model.safetensors"));
   ASSERT_TRUE(h.ok());
-  ASSERT_TRUE(h->file->encrypted());
-  ASSERT_FALSE(h->file->encrypted_file()->IsTensorEncrypted(1));
+  ASSERT_TRUE(h->encrypted());
+  ASSERT_FALSE(FileOf(*tree, *h).encrypted_file()->IsTensorEncrypted(1));
   const uint64_t prefix = PrefixLen();
   EXPECT_EQ(SpansText(*tree, *h, prefix, 5000), plain_.substr(prefix, 5000)) << "t0 only";
   EXPECT_EQ(SpansText(*tree, *h, prefix + 4990, 20), std::nullopt) << "crosses plain t1";
