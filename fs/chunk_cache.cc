@@ -14,15 +14,36 @@ namespace {
 // granule its lead may add to its buffer.
 size_t ChargeOf(size_t len, size_t lead) { return len + ChunkBufferPool::LeadCost(len, lead); }
 
+// ThrownError turns what a loader threw into an error: every load must end in a result, or
+// the readers waiting for it would wait forever.
+Status ThrownError() {
+  try {
+    throw;
+  } catch (const std::bad_alloc&) {
+    return UnavailableError("out of memory while loading a chunk");
+  } catch (const std::exception& e) {
+    return InternalError(std::string("loading a chunk failed: ") + e.what());
+  } catch (...) {
+    return InternalError("loading a chunk failed: unknown exception");
+  }
+}
+
 }  // namespace
 
 Result<ChunkCache::Chunk> ChunkCache::GetOrLoad(const Key& key, size_t len, const Loader& load,
                                                 size_t lead) {
   auto run_loader = [&]() -> Result<Chunk> {
-    CTFS_ASSIGN_OR_RETURN(std::shared_ptr<ChunkBuffer> chunk, pool_.Acquire(len, lead));
-    Status st = load(chunk->span());
+    std::shared_ptr<ChunkBuffer> chunk;
+    Status st;
+    try {
+      CTFS_ASSIGN_OR_RETURN(chunk, pool_.Acquire(len, lead));
+      st = load(chunk->span());
+    } catch (...) {
+      st = ThrownError();
+    }
     if (!st.ok()) {
-      WipeMemory(chunk->span().data(), len);  // the loader may have left partial plaintext
+      // The loader may have left partial plaintext.
+      if (chunk != nullptr) WipeMemory(chunk->span().data(), len);
       return st;
     }
     return Chunk(std::move(chunk));
@@ -60,7 +81,11 @@ Result<ChunkCache::Chunk> ChunkCache::GetOrLoad(const Key& key, size_t len, cons
                              std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count()),
                          std::memory_order_relaxed);
     }
-    return pending.get();
+    try {
+      return pending.get();
+    } catch (const std::future_error& e) {  // a broken promise: a bug, but never a hang
+      return InternalError(std::string("chunk load abandoned: ") + e.what());
+    }
   }
   Result<Chunk> r = run_loader();
   Finish(key, load_id, len, ChargeOf(len, lead), r);
@@ -69,9 +94,17 @@ Result<ChunkCache::Chunk> ChunkCache::GetOrLoad(const Key& key, size_t len, cons
 }
 
 uint64_t ChunkCache::ReserveLocked(const Key& key, std::shared_future<Result<Chunk>> future) {
+  // Either both insertions happen or neither (an allocation may throw).
+  auto [it, inserted] = entries_.try_emplace(key);
+  CTFS_CHECK(inserted);
+  try {
+    lru_.push_front(key);
+  } catch (...) {
+    entries_.erase(it);
+    throw;
+  }
   ++misses_;
-  lru_.push_front(key);
-  Entry& e = entries_[key];
+  Entry& e = it->second;
   e.future = std::move(future);
   e.lru_pos = lru_.begin();
   e.load_id = ++next_load_id_;
@@ -105,58 +138,82 @@ void ChunkCache::PrefetchRun(std::span<const Key> keys, std::span<const size_t> 
     uint64_t load_id;
     std::promise<Result<Chunk>> promise;
     std::shared_ptr<ChunkBuffer> buffer;
+    Result<Chunk> result = InternalError("not loaded");
+    bool published = false;
   };
+  // Allocated before anything is reserved: once a key is reserved, its outcome must be
+  // published on every path, exceptions included, or its readers would wait forever.
   std::vector<Reserved> reserved;
+  reserved.reserve(keys.size());
+  std::vector<RunSlot> slots;
+  slots.reserve(keys.size());
+  std::vector<size_t> slot_owner;  // slots[k] belongs to reserved[slot_owner[k]]
+  slot_owner.reserve(keys.size());
   {
     // Decide and reserve under one lock: checking first and inserting later could load a
     // chunk a reader has meanwhile loaded and consumed, and park the copy.
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t i = 0; i < keys.size(); ++i) {
       if (entries_.count(keys[i]) != 0 || consumed_.count(keys[i]) != 0) continue;
-      Reserved& r = reserved.emplace_back();
-      r.index = i;
-      r.load_id = ReserveLocked(keys[i], r.promise.get_future().share());
+      bool added = false;
+      try {
+        Reserved& r = reserved.emplace_back();
+        added = true;
+        r.index = i;
+        r.load_id = ReserveLocked(keys[i], r.promise.get_future().share());
+      } catch (...) {
+        if (added) reserved.pop_back();  // nothing was reserved for it
+        break;                           // a prefetch is a hint: load what is reserved
+      }
     }
-  }
-  std::vector<RunSlot> slots;
-  std::vector<size_t> slot_owner;  // slots[k] belongs to reserved[slot_owner[k]]
-  std::vector<Result<Chunk>> results(reserved.size(), InternalError("not loaded"));
-  for (size_t j = 0; j < reserved.size(); ++j) {
-    const size_t i = reserved[j].index;
-    Result<std::shared_ptr<ChunkBuffer>> buf = pool_.Acquire(lens[i], leads.empty() ? 0 : leads[i]);
-    if (!buf.ok()) {
-      results[j] = buf.status();
-      continue;
-    }
-    reserved[j].buffer = std::move(*buf);
-    // A slot counts as failed until the loader says otherwise: never publish unfilled bytes.
-    slots.push_back(RunSlot{reserved[j].index, reserved[j].buffer->span(),
-                            InternalError("chunk not filled by the run loader")});
-    slot_owner.push_back(j);
   }
   // Publish hands a reserved chunk's outcome to the cache and its waiters, once.
-  std::vector<bool> published(reserved.size(), false);
   auto publish = [&](size_t j) {
-    if (published[j]) return;
-    published[j] = true;
-    const size_t i = reserved[j].index;
-    Finish(keys[i], reserved[j].load_id, lens[i], ChargeOf(lens[i], leads.empty() ? 0 : leads[i]),
-           results[j]);
-    reserved[j].promise.set_value(results[j]);
+    Reserved& r = reserved[j];
+    if (r.published) return;
+    r.published = true;
+    const size_t i = r.index;
+    Finish(keys[i], r.load_id, lens[i], ChargeOf(lens[i], leads.empty() ? 0 : leads[i]), r.result);
+    r.promise.set_value(std::move(r.result));
   };
   auto ready = [&](size_t k) {
     CTFS_CHECK(k < slots.size());
     const size_t j = slot_owner[k];
-    if (published[j]) return;
+    if (reserved[j].published) return;
     if (slots[k].status.ok()) {
-      results[j] = Chunk(std::move(reserved[j].buffer));
+      reserved[j].result = Chunk(std::move(reserved[j].buffer));
     } else {
       WipeMemory(slots[k].buf.data(), slots[k].buf.size());  // may hold partial plaintext
-      results[j] = slots[k].status;
+      reserved[j].result = slots[k].status;
     }
     publish(j);
   };
-  if (!slots.empty()) load(slots, ready);
+  try {
+    for (size_t j = 0; j < reserved.size(); ++j) {
+      const size_t i = reserved[j].index;
+      Result<std::shared_ptr<ChunkBuffer>> buf =
+          pool_.Acquire(lens[i], leads.empty() ? 0 : leads[i]);
+      if (!buf.ok()) {
+        reserved[j].result = buf.status();
+        continue;
+      }
+      reserved[j].buffer = std::move(*buf);
+      // A slot counts as failed until the loader says otherwise: never publish unfilled bytes.
+      slots.push_back(RunSlot{reserved[j].index, reserved[j].buffer->span(),
+                              InternalError("chunk not filled by the run loader")});
+      slot_owner.push_back(j);
+    }
+    if (!slots.empty()) load(slots, ready);
+  } catch (...) {
+    // A slot the loader did not hand over may be unfilled: fail every such slot.
+    const Status thrown = ThrownError();
+    for (size_t k = 0; k < slots.size(); ++k) {
+      if (!reserved[slot_owner[k]].published) slots[k].status = thrown;
+    }
+    for (Reserved& r : reserved) {
+      if (!r.published && r.buffer == nullptr) r.result = thrown;
+    }
+  }
   for (size_t k = 0; k < slots.size(); ++k) ready(k);
   for (size_t j = 0; j < reserved.size(); ++j) publish(j);  // buffers that could not be had
 }

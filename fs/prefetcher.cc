@@ -52,7 +52,12 @@ void Prefetcher::Run() {
       queued_keys_.erase(queue_.front().first);
       queue_.pop_front();
     }
-    job();
+    try {
+      job();
+    } catch (...) {
+      // A prefetch is a hint: a reader that needs the chunk loads it and reports the error.
+      // A thread of the pool must not die (and take the process with it).
+    }
     std::lock_guard<std::mutex> lock(mu_);
     ++completed_;
   }

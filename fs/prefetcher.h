@@ -6,7 +6,7 @@
 //
 // Prefetching is a hint: a key that is already waiting is not queued again, and when
 // `max_queued` jobs wait, new ones are dropped. Cancel() drops every waiting job (running
-// ones finish). Jobs must not throw.
+// ones finish). A job that throws is dropped like a failed one.
 // Thread safety: thread-safe.
 #ifndef CTFS_FS_PREFETCHER_H_
 #define CTFS_FS_PREFETCHER_H_

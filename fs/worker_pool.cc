@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
+#include <new>
 #include <memory>
 
 namespace ctfs::fs {
@@ -43,34 +45,46 @@ void WorkerPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
   struct State {
     std::atomic<size_t> next{0};
     size_t done = 0;
+    std::exception_ptr error;  // the first call that threw
     std::mutex mu;
     std::condition_variable cv;
   };
   auto state = std::make_shared<State>();
   const std::function<void(size_t)>* f = &fn;
   // Each participant claims indices until none are left. A helper that starts after the work
-  // is done claims nothing and never touches fn (which may be gone by then).
+  // is done claims nothing and never touches fn (which may be gone by then). A call that
+  // throws still counts as done: the caller must not return (and free fn) while a helper is
+  // inside it.
   auto work = [state, f, n] {
     size_t mine = 0;
+    std::exception_ptr error;
     for (size_t i; (i = state->next.fetch_add(1)) < n;) {
-      (*f)(i);
+      try {
+        (*f)(i);
+      } catch (...) {
+        if (!error) error = std::current_exception();
+      }
       ++mine;
     }
     if (mine > 0) {
       std::lock_guard<std::mutex> lock(state->mu);
+      if (error && !state->error) state->error = error;
       state->done += mine;
       if (state->done == n) state->cv.notify_all();
     }
   };
   const size_t helpers = std::min(threads_.size(), n - 1);
-  {
+  try {
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t i = 0; i < helpers; ++i) queue_.push_back(work);
+  } catch (const std::bad_alloc&) {
+    // Fewer helpers: the caller does the rest.
   }
   cv_.notify_all();
   work();
   std::unique_lock<std::mutex> lock(state->mu);
   state->cv.wait(lock, [&] { return state->done == n; });
+  if (state->error) std::rethrow_exception(state->error);
 }
 
 }  // namespace ctfs::fs

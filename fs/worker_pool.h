@@ -23,7 +23,8 @@ class WorkerPool {
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   // ParallelFor calls fn(i) for every i in [0, n), on the caller and the pool's threads, and
-  // returns when all calls have returned. fn must not throw.
+  // returns when all calls have returned; then, if any call threw, it rethrows the first
+  // exception (fn is never in use by a helper once ParallelFor returns or throws).
   void ParallelFor(size_t n, const std::function<void(size_t)>& fn);
 
  private:

@@ -23,13 +23,19 @@
 namespace ctfs::fs {
 namespace {
 
-// Self-pipe: the signal handler only writes a byte; the revoker thread does the work.
-int g_signal_pipe_write = -1;
+// Self-pipe: the signal handler only writes a byte; the revoker thread does the work. The
+// handler reads the descriptor, so it is a lock-free atomic (a plain int read in a handler
+// while another thread writes it is a data race).
+std::atomic<int> g_signal_pipe_write{-1};
+static_assert(std::atomic<int>::is_always_lock_free);
 
 void OnTerminate(int) {
-  if (g_signal_pipe_write >= 0) {
+  const int fd = g_signal_pipe_write.load();
+  if (fd >= 0) {
+    const int saved_errno = errno;
     const char c = 't';
-    (void)!::write(g_signal_pipe_write, &c, 1);
+    (void)!::write(fd, &c, 1);
+    errno = saved_errno;
   }
 }
 
@@ -147,7 +153,7 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
     ready(st);
     return st;
   }
-  g_signal_pipe_write = pipe_fds[1];
+  g_signal_pipe_write.store(pipe_fds[1]);
   SignalSetup signals;
   signals.Install();
   // The kernel sets the mount's readahead from our INIT reply, so it can only be raised once
@@ -162,7 +168,7 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
       return;
     }
     RaiseReadahead(options.mountpoint, options.read_ahead_kb);
-    spdlog::info("mounted at {} ({} files)", options.mountpoint, tree.tree().nodes().size());
+    spdlog::info("mounted at {} ({} files)", options.mountpoint, tree.tree().FileCount());
     report_ready(Status::Ok());
   });
 
@@ -206,14 +212,14 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
       cache.peak_cached_bytes() >> 20, cache.pool().mapped_count());
   tree.Revoke();  // idempotent: wipe keys and cached plaintext in every exit path
   signals.Restore();
-  g_signal_pipe_write = -1;
+  g_signal_pipe_write.store(-1);
   ::close(pipe_fds[0]);
   ::close(pipe_fds[1]);
   fuse_session_unmount(se);  // closes the connection, then detaches the mount
   starter.join();            // its statvfs() has an answer now (or failed with the mount)
   report_ready(UnavailableError(options.mountpoint + ": the mount ended before it was ready"));
   fuse_session_destroy(se);
-  spdlog::info("unmounted {}; keys and cached plaintext wiped", options.mountpoint);
+  spdlog::info("unmounted {}; data keys and cached plaintext wiped", options.mountpoint);
   if (rc != 0 && rc != SIGTERM && rc != SIGINT && rc != SIGHUP) {
     return UnavailableError("FUSE loop ended with error " + std::to_string(rc));
   }
