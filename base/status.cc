@@ -24,6 +24,10 @@ std::string_view StatusCodeName(StatusCode code) {
       return "failed_precondition";
     case StatusCode::kInternal:
       return "internal";
+    case StatusCode::kAlreadyExists:
+      return "already_exists";
+    case StatusCode::kBusy:
+      return "busy";
   }
   return "unknown";
 }
@@ -55,6 +59,10 @@ Status ErrnoError(int err, std::string_view what) {
     case EACCES:
     case EPERM:
       return PermissionDeniedError(std::move(m));
+    case EEXIST:
+      return AlreadyExistsError(std::move(m));
+    case EBUSY:
+      return BusyError(std::move(m));
     default:
       return UnavailableError(std::move(m));
   }

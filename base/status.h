@@ -27,6 +27,11 @@ enum class StatusCode {
   kFailedPrecondition,
   // A bug or an unexpected library failure.
   kInternal,
+  // The output already exists and the caller did not ask to replace it.
+  kAlreadyExists,
+  // The target is in use or in the way: a mount with files open or mapped, a mountpoint that
+  // is not empty or is already mounted.
+  kBusy,
 };
 
 // StatusCodeName returns a stable lowercase name such as "data_loss".
@@ -70,9 +75,14 @@ inline Status FailedPreconditionError(std::string m) {
   return Status(StatusCode::kFailedPrecondition, std::move(m));
 }
 inline Status InternalError(std::string m) { return Status(StatusCode::kInternal, std::move(m)); }
+inline Status AlreadyExistsError(std::string m) {
+  return Status(StatusCode::kAlreadyExists, std::move(m));
+}
+inline Status BusyError(std::string m) { return Status(StatusCode::kBusy, std::move(m)); }
 
-// ErrnoError builds a Status from an errno value: ENOENT -> NotFound, EACCES/EPERM ->
-// PermissionDenied, otherwise Unavailable. The message is "<what>: <strerror>".
+// ErrnoError builds a Status from an errno value: ENOENT/ENOTDIR -> NotFound, EACCES/EPERM ->
+// PermissionDenied, EEXIST -> AlreadyExists, EBUSY -> Busy, otherwise Unavailable. The message is
+// "<what>: <strerror>".
 Status ErrnoError(int err, std::string_view what);
 
 }  // namespace ctfs

@@ -15,6 +15,7 @@
 
 #include "base/file_io.h"
 #include "cmd/exit_codes.h"
+#include "cmd/interrupt.h"
 #include "fs/chunk_buffer_pool.h"
 
 namespace ctfs::cmd {
@@ -61,7 +62,7 @@ void ProgressBar::Add(uint64_t bytes) {
 }
 
 void ProgressBar::Draw(bool force) {
-  if (!enabled_) return;
+  if (!enabled_ || InterruptRequested()) return;
   auto now = std::chrono::steady_clock::now();
   if (!force && now - last_draw_ < std::chrono::milliseconds(100)) return;
   last_draw_ = now;
@@ -133,7 +134,7 @@ bool IsSafetensorsName(const std::string& path) {
 
 Status CheckOutputPath(const std::string& dst, bool force) {
   if (PathExists(dst) && !force) {
-    return InvalidArgumentError(dst + ": already exists (use --force to replace it)");
+    return AlreadyExistsError(dst + ": already exists (use --force to replace it)");
   }
   stdfs::path parent = stdfs::absolute(dst).parent_path();
   if (!IsDirectory(parent.string())) {
@@ -147,7 +148,9 @@ Result<StagedDirectory> StagedDirectory::Create(const std::string& dst, bool for
   std::string tmpl = stdfs::absolute(dst).lexically_normal().string();
   while (tmpl.size() > 1 && tmpl.back() == '/') tmpl.pop_back();
   tmpl += ".ctfs-tmp-XXXXXX";
+  std::lock_guard<std::mutex> lock(OutputLock());
   if (::mkdtemp(tmpl.data()) == nullptr) return ErrnoError(errno, "create staging directory");
+  RegisterPartialOutput(tmpl);
   return StagedDirectory(dst, tmpl, force);
 }
 
@@ -158,8 +161,10 @@ StagedDirectory::StagedDirectory(StagedDirectory&& o) noexcept
 
 StagedDirectory::~StagedDirectory() {
   if (!done_) {
+    std::lock_guard<std::mutex> lock(OutputLock());
     std::error_code ec;
     stdfs::remove_all(tmp_, ec);
+    UnregisterPartialOutput(tmp_);
   }
 }
 
@@ -171,21 +176,53 @@ Status StagedDirectory::MakeParents(const std::string& rel) {
 }
 
 Status StagedDirectory::Commit() {
+  std::lock_guard<std::mutex> lock(OutputLock());
   std::error_code ec;
   std::string old;
   if (PathExists(dst_)) {
-    if (!force_) return InvalidArgumentError(dst_ + ": already exists");
+    if (!force_) return AlreadyExistsError(dst_ + ": already exists (use --force to replace it)");
     old = tmp_ + ".old";
     stdfs::rename(dst_, old, ec);
     if (ec) return ErrnoError(ec.value(), "move aside " + dst_);
   }
   stdfs::rename(tmp_, dst_, ec);
-  if (ec) return ErrnoError(ec.value(), "rename " + tmp_ + " -> " + dst_);
+  if (ec) {
+    if (!old.empty()) stdfs::rename(old, dst_, ec);  // put the previous output back
+    return ErrnoError(ec.value(), "rename " + tmp_ + " -> " + dst_);
+  }
   ::chmod(dst_.c_str(), 0755);
   done_ = true;
+  UnregisterPartialOutput(tmp_);
   if (!old.empty()) stdfs::remove_all(old, ec);
   return Status::Ok();
 }
+
+Status StagedDirectory::CommitFile(const std::string& file) {
+  std::lock_guard<std::mutex> lock(OutputLock());
+  if (!force_ && PathExists(dst_)) {
+    return AlreadyExistsError(dst_ + ": already exists (use --force to replace it)");
+  }
+  if (::rename(file.c_str(), dst_.c_str()) != 0) {
+    return ErrnoError(errno, "rename " + file + " -> " + dst_);
+  }
+  done_ = true;
+  UnregisterPartialOutput(tmp_);
+  std::error_code ec;
+  stdfs::remove_all(tmp_, ec);
+  return Status::Ok();
+}
+
+Result<StagedFile> StagedFile::Create(const std::string& dst, bool force) {
+  std::string name = stdfs::path(dst).filename().string();
+  if (name.empty() || name == "." || name == "..") {
+    return InvalidArgumentError(dst + ": not a file name");
+  }
+  CTFS_ASSIGN_OR_RETURN(StagedDirectory dir, StagedDirectory::Create(dst, force));
+  std::string file = dir.path() + "/" + name;
+  return StagedFile(std::move(dir), std::move(file));
+}
+
+Status StagedFile::Commit() { return dir_.CommitFile(file_); }
 
 Status CopyFileExact(const std::string& src, const std::string& dst) {
   CTFS_ASSIGN_OR_RETURN(UniqueFd in, OpenReadOnly(src));
@@ -248,6 +285,7 @@ Status TransformTree(const std::string& src, const std::string& dst, bool force,
   Status failure;                      // GUARDED_BY(mu)
   auto work = [&] {
     for (size_t k; (k = next.fetch_add(1)) < files.size();) {
+      if (InterruptRequested()) return;  // the interrupt watcher removes the stage and exits
       {
         std::lock_guard<std::mutex> lock(mu);
         if (!failure.ok()) return;

@@ -63,7 +63,8 @@ bool IsSafetensorsName(const std::string& path);
 
 // StagedDirectory builds a directory output in "<dst>.ctfs-tmp-XXXXXX" and moves it onto
 // `dst` in Commit(); without Commit() the staging tree is removed. With `force`, an existing
-// `dst` is replaced only once the new tree is complete.
+// `dst` is replaced only once the new tree is complete. While it exists the staging tree is
+// registered as a partial output (cmd/interrupt.h): an interrupting signal removes it.
 class StagedDirectory {
  public:
   static Result<StagedDirectory> Create(const std::string& dst, bool force);
@@ -76,6 +77,9 @@ class StagedDirectory {
   Status Commit();
 
  private:
+  friend class StagedFile;
+  // CommitFile moves `file` (inside the stage) onto `dst` and removes the stage.
+  Status CommitFile(const std::string& file);
   StagedDirectory(std::string dst, std::string tmp, bool force)
       : dst_(std::move(dst)), tmp_(std::move(tmp)), force_(force) {}
   std::string dst_, tmp_;
@@ -83,7 +87,24 @@ class StagedDirectory {
   bool done_ = false;
 };
 
-// CheckOutputPath: `dst` must not exist unless `force`; its parent directory must exist.
+// StagedFile is the same for a single output file: it is written at path(), inside a staging
+// directory "<dst>.ctfs-tmp-XXXXXX", and Commit() renames it onto `dst` (replacing it only with
+// `force`) and removes the staging directory. Without Commit() everything is removed.
+class StagedFile {
+ public:
+  static Result<StagedFile> Create(const std::string& dst, bool force);
+  const std::string& path() const { return file_; }
+  Status Commit();
+
+ private:
+  StagedFile(StagedDirectory dir, std::string file)
+      : dir_(std::move(dir)), file_(std::move(file)) {}
+  StagedDirectory dir_;
+  std::string file_;
+};
+
+// CheckOutputPath: `dst` must not exist unless `force` (AlreadyExists); its parent directory
+// must exist.
 Status CheckOutputPath(const std::string& dst, bool force);
 
 // CopyFileExact copies `src` to `dst` byte for byte (atomic write, same mode).
@@ -92,7 +113,8 @@ Status CopyFileExact(const std::string& src, const std::string& dst);
 // TransformTree mirrors directory `src` into a staged `dst` (see StagedDirectory): every
 // *.safetensors file goes through `model_fn(from, to, bar)`, every other file is copied
 // unchanged. Prints "<verb> N safetensors file(s), copied M other file(s)" unless quiet.
-// Fails if `src` holds no *.safetensors file. Nothing is left at `dst` on failure.
+// Fails if `src` holds no *.safetensors file. Nothing is left at `dst` on failure. No file is
+// started once an interrupt was requested (cmd/interrupt.h).
 // Up to two files are transformed at once, so `model_fn` must be thread-safe (it gets the
 // shared, thread-safe `bar`); the error returned is that of the first failed file.
 using ModelFileFn =

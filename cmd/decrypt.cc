@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // ctfs decrypt SRC DST: CryptoTensors file(s) back to plain safetensors. For files written by
 // `ctfs encrypt` the output is byte-identical to the original. In a directory, plain
-// safetensors and other files are copied unchanged.
+// safetensors and other files are copied unchanged. Output is staged like encrypt's: a failure
+// or an interrupting signal leaves nothing at DST.
 #include <cstdio>
 
 #include "cmd/common.h"
 #include "cmd/exit_codes.h"
+#include "cmd/interrupt.h"
 #include "cmd/subcommands.h"
 #include "format/crypt_metadata.h"
 #include "fs/encrypted_file.h"
@@ -35,11 +37,12 @@ Status Decrypt(const DecryptArgs& args) {
                         keys::KeyResolver::Create({args.key_files, true, true}));
   if (!PathExists(args.src)) return NotFoundError(args.src + ": no such file or directory");
   if (!IsDirectory(args.src)) {
-    CTFS_RETURN_IF_ERROR(CheckOutputPath(args.dst, args.force));
     CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(args.src));
+    CTFS_ASSIGN_OR_RETURN(StagedFile out, StagedFile::Create(args.dst, args.force));
     ProgressBar bar(size, !args.quiet);
     bar.SetLabel(args.src);
-    CTFS_RETURN_IF_ERROR(DecryptOne(resolver, args.src, args.dst, false, bar));
+    CTFS_RETURN_IF_ERROR(DecryptOne(resolver, args.src, out.path(), false, bar));
+    CTFS_RETURN_IF_ERROR(out.Commit());
     bar.Finish();
     if (!args.quiet) std::printf("decrypted %s -> %s\n", args.src.c_str(), args.dst.c_str());
     return Status::Ok();
@@ -60,11 +63,17 @@ CLI::App* AddDecrypt(CLI::App& app, DecryptArgs& args) {
   c->add_option("-k,--key", args.key_files,
                 "JWK / JWK Set key file (repeatable). Keys are also looked up in "
                 "CRYPTOTENSOR_KEYS and a file:// jku in the header");
-  c->add_flag("-f,--force", args.force, "Replace DST if it exists");
+  c->add_flag("--force", args.force, "Replace DST if it exists");
   c->add_flag("-q,--quiet", args.quiet, "No progress bar or summary");
   return c;
 }
 
-int RunDecrypt(const DecryptArgs& args) { return ExitWith(Decrypt(args)); }
+int RunDecrypt(const DecryptArgs& args) {
+  auto watch = InterruptWatch::Start();
+  if (!watch.ok()) return Fail(watch.status());
+  Status st = Decrypt(args);
+  watch->Stop();  // does not return if a signal is being handled
+  return ExitWith(st);
+}
 
 }  // namespace ctfs::cmd

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // ctfs encrypt SRC DST: a .safetensors file, or a model directory (every *.safetensors
 // encrypted, every other file copied unchanged), into CryptoTensors files. Directory output is
-// staged and renamed at the end: a failure leaves nothing at DST.
+// staged and renamed at the end: a failure or an interrupting signal (cmd/interrupt.h) leaves
+// nothing at DST and no temporary behind.
 #include <cstdio>
 #include <filesystem>
 #include <string>
 
 #include "cmd/common.h"
 #include "cmd/exit_codes.h"
+#include "cmd/interrupt.h"
 #include "cmd/subcommands.h"
 #include "fs/encryptor.h"
 #include "keys/key_resolver.h"
@@ -55,11 +57,12 @@ Status Encrypt(const EncryptArgs& args) {
 
   if (!PathExists(args.src)) return NotFoundError(args.src + ": no such file or directory");
   if (!IsDirectory(args.src)) {
-    CTFS_RETURN_IF_ERROR(CheckOutputPath(args.dst, args.force));
     CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(args.src));
+    CTFS_ASSIGN_OR_RETURN(StagedFile out, StagedFile::Create(args.dst, args.force));
     ProgressBar bar(size, !args.quiet);
     bar.SetLabel(args.src);
-    CTFS_RETURN_IF_ERROR(fs::EncryptFile(args.src, args.dst, *wk.enc, *wk.sign, opt, bar.Fn()));
+    CTFS_RETURN_IF_ERROR(fs::EncryptFile(args.src, out.path(), *wk.enc, *wk.sign, opt, bar.Fn()));
+    CTFS_RETURN_IF_ERROR(out.Commit());
     bar.Finish();
     if (!args.quiet) std::printf("encrypted %s -> %s\n", args.src.c_str(), args.dst.c_str());
     return Status::Ok();
@@ -94,11 +97,17 @@ CLI::App* AddEncrypt(CLI::App& app, EncryptArgs& args) {
   c->add_option("--format-version", args.format_version,
                 "2 = chunked (default), 1 = whole-tensor AEAD")
       ->check(CLI::IsMember({"1", "2"}));
-  c->add_flag("-f,--force", args.force, "Replace DST if it exists");
+  c->add_flag("--force", args.force, "Replace DST if it exists");
   c->add_flag("-q,--quiet", args.quiet, "No progress bar or summary");
   return c;
 }
 
-int RunEncrypt(const EncryptArgs& args) { return ExitWith(Encrypt(args)); }
+int RunEncrypt(const EncryptArgs& args) {
+  auto watch = InterruptWatch::Start();
+  if (!watch.ok()) return Fail(watch.status());
+  Status st = Encrypt(args);
+  watch->Stop();  // does not return if a signal is being handled
+  return ExitWith(st);
+}
 
 }  // namespace ctfs::cmd

@@ -117,6 +117,11 @@ void PrintText(const std::string& path, const format::SafetensorsHeader& h,
 }
 
 Status Inspect(const InspectArgs& args) {
+  if (IsDirectory(args.file)) {
+    return InvalidArgumentError(args.file +
+                                ": is a directory (inspect takes one file; `ctfs verify DIR` "
+                                "checks every *.safetensors below a directory)");
+  }
   CTFS_ASSIGN_OR_RETURN(fs::HeaderAndFd hf, fs::ReadHeader(args.file));
   std::optional<format::CryptMetadata> cm;
   if (format::IsEncrypted(hf.header)) {

@@ -81,7 +81,7 @@ CLI::App* AddKeygen(CLI::App& app, KeygenArgs& args) {
   c->add_option("--alg", args.alg, "aes256gcm (default), aes128gcm or chacha20poly1305");
   c->add_option("--enc-kid", args.enc_kid, "Key id of the encryption key (default random)");
   c->add_option("--sign-kid", args.sign_kid, "Key id of the signing key (default random)");
-  c->add_flag("-f,--force", args.force, "Overwrite existing key files");
+  c->add_flag("--force", args.force, "Overwrite existing key files");
   return c;
 }
 

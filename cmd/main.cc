@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "cmd/exit_codes.h"
 #include "cmd/subcommands.h"
@@ -19,12 +20,36 @@ void HardenProcess() {
   (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+// CheckSubcommand catches what CLI11 reports confusingly: no arguments at all (it says "A
+// subcommand is required") and a first word that is no subcommand (it says the same, or
+// "extra arguments"). Returns true when the command line may go on to CLI11.
+bool CheckSubcommand(const CLI::App& app, int argc, char** argv) {
+  std::string names;
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    names += (names.empty() ? "" : ", ") + sub->get_name();
+  }
+  if (argc < 2) {
+    std::fprintf(stderr, "%s\nctfs: error: a command is required (commands: %s)\n",
+                 app.help().c_str(), names.c_str());
+    return false;
+  }
+  const char* first = argv[1];
+  if (first[0] == '-') return true;  // --help, --version, or an option CLI11 will reject
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    if (sub->check_name(first)) return true;
+  }
+  std::fprintf(stderr, "ctfs: error: unknown command '%s' (commands: %s; see ctfs --help)\n", first,
+               names.c_str());
+  return false;
+}
+
 int Main(int argc, char** argv) {
   HardenProcess();
   CLI::App app{
       "ctfs: CryptoTensors FS. Create, inspect and verify encrypted safetensors models\n"
       "(CryptoTensors format, compatible with the `cryptotensors` package), and mount them\n"
-      "read-only as plain safetensors for unmodified loaders."};
+      "read-only as plain safetensors for unmodified loaders.",
+      "ctfs"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "ctfs 0.1.0");
   ctfs::cmd::KeygenArgs keygen;
@@ -41,6 +66,7 @@ int Main(int argc, char** argv) {
   CLI::App* verify_cmd = ctfs::cmd::AddVerify(app, verify);
   CLI::App* mount_cmd = ctfs::cmd::AddMount(app, mount);
   CLI::App* umount_cmd = ctfs::cmd::AddUmount(app, umount);
+  if (!CheckSubcommand(app, argc, argv)) return ctfs::cmd::kExitUsage;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -15,11 +15,15 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "cmd/common.h"
+#include "cmd/daemon_process.h"
 #include "cmd/exit_codes.h"
+#include "cmd/mount_table.h"
 #include "cmd/subcommands.h"
 #include "base/secret_arena.h"
 #include "fs/fuse/daemon.h"
@@ -29,21 +33,48 @@
 namespace ctfs::cmd {
 namespace {
 
+// CheckMountpointFree: MNT must not already be a ctfs mount, nor a FUSE mount whose daemon is
+// gone (every access then fails with ENOTCONN), and must be empty. Other file systems mounted at
+// an empty MNT (e.g. a container's bind mount) are fine to mount over.
+Status CheckMountpointFree(const std::string& mnt) {
+  std::error_code ec;
+  std::string abs = std::filesystem::absolute(mnt, ec).lexically_normal().string();
+  while (abs.size() > 1 && abs.back() == '/') abs.pop_back();
+  if (char* real = ::realpath(mnt.c_str(), nullptr)) {
+    abs = real;
+    std::free(real);
+  }
+  std::optional<MountEntry> e = FindMountAt(abs);
+  // A ctfs mount is judged by its daemon (a stat could wait on a hung one), another FUSE mount
+  // by whether it still answers.
+  struct stat st;
+  const bool ctfs = e && e->fstype == kCtfsFsType;
+  const bool dead_fuse = e && !ctfs && e->fstype.rfind("fuse", 0) == 0 &&
+                         ::stat(abs.c_str(), &st) != 0 && errno == ENOTCONN;
+  if (ctfs || dead_fuse) {
+    const std::string what = mnt + ": already mounted (" + e->fstype + ", " + e->source + ")";
+    const bool daemon_gone = dead_fuse || DaemonProcess::Inspect(e->daemon_pid()).state() !=
+                                              DaemonProcess::State::kRunning;
+    if (daemon_gone) {
+      return BusyError(what + " and its daemon is gone (killed?): `ctfs umount --force " + mnt +
+                       "` detaches it");
+    }
+    return BusyError(what + ": `ctfs umount " + mnt + "` first");
+  }
+  if (!PathExists(mnt)) {
+    return NotFoundError(mnt + ": mountpoint does not exist (create an empty directory)");
+  }
+  if (!IsDirectory(mnt)) return InvalidArgumentError(mnt + ": mountpoint is not a directory");
+  bool empty = std::filesystem::is_empty(mnt, ec);
+  if (ec) return ErrnoError(ec.value(), mnt);
+  if (!empty) return BusyError(mnt + ": mountpoint is not empty");
+  return Status::Ok();
+}
+
 Status CheckPaths(const MountArgs& args) {
   if (!PathExists(args.src)) return NotFoundError(args.src + ": source directory does not exist");
   if (!IsDirectory(args.src)) return InvalidArgumentError(args.src + ": not a directory");
-  if (!PathExists(args.mountpoint)) {
-    return NotFoundError(args.mountpoint +
-                         ": mountpoint does not exist (create an empty directory)");
-  }
-  if (!IsDirectory(args.mountpoint)) {
-    return InvalidArgumentError(args.mountpoint + ": mountpoint is not a directory");
-  }
-  std::error_code ec;
-  if (!std::filesystem::is_empty(args.mountpoint, ec) || ec) {
-    return InvalidArgumentError(args.mountpoint +
-                                ": mountpoint is not empty (or is already mounted)");
-  }
+  CTFS_RETURN_IF_ERROR(CheckMountpointFree(args.mountpoint));
   int fd = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
   if (fd < 0) {
     return UnavailableError(
@@ -272,7 +303,9 @@ CLI::App* AddMount(CLI::App& app, MountArgs& args) {
   c->add_option("--log-file", args.log_file,
                 "Log to this file (default: stderr in foreground, "
                 "syslog in background)");
-  c->add_option("--log-level", args.log_level, "trace, debug, info (default), warn, error");
+  c->add_option("--log-level", args.log_level, "trace, debug, info (default), warn, error")
+      ->check(
+          CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "critical", "off"}));
   c->add_flag("-q,--quiet", args.quiet, "Print nothing on success");
   return c;
 }

@@ -54,6 +54,7 @@ int RunInspect(const InspectArgs& args);
 struct VerifyArgs {
   std::string path;
   std::vector<std::string> key_files;
+  bool allow_plain = false;
   bool quiet = false;
 };
 CLI::App* AddVerify(CLI::App& app, VerifyArgs& args);
@@ -82,6 +83,7 @@ int RunMount(const MountArgs& args);
 struct UmountArgs {
   std::string mountpoint;
   bool force = false;
+  bool quiet = false;
   double timeout_s = 10;
   bool via_revoke = false;  // `ctfs revoke MNT` was used
 };

@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
-// ctfs umount MNT [--force]: end a ctfs mount and wait until its daemon has wiped its keys and
-// exited.
-//   plain   : like `fusermount3 -u`; refused while a process has a file open or mapped.
+// ctfs umount MNT [--force]: end a ctfs mount and wait until its daemon has exited.
+//   plain   : like `fusermount3 -u`; refused (exit 7) while a process has a file open or mapped.
 //   --force : revocation. The daemon (found from the mount's source "ctfs:<pid>") gets SIGTERM:
 //             it denies further reads, drops the kernel page cache of every file (mapped pages
 //             too: their next touch raises SIGBUS), wipes keys and cached plaintext, detaches
 //             the mount and exits. Copies a process already made are not recalled.
+// A daemon that is no longer running (killed, possibly a zombie its parent never reaps, or a
+// pid that now names another program: cmd/daemon_process.h) cannot revoke anything and is not
+// waited for or signalled: --force detaches the mount at once, a plain umount unmounts it if
+// nothing uses it, and both say on stderr that nothing was revoked. One line on stdout tells
+// what was done, unless --quiet.
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mount.h>
@@ -15,80 +20,58 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
+#include <filesystem>
 #include <optional>
-#include <sstream>
 #include <thread>
 
 #include "cmd/common.h"
+#include "cmd/daemon_process.h"
 #include "cmd/exit_codes.h"
+#include "cmd/mount_table.h"
 #include "cmd/subcommands.h"
 
 namespace ctfs::cmd {
 namespace {
 
-struct CtfsMount {
-  std::string mountpoint;
-  pid_t daemon_pid = 0;
-};
+namespace stdfs = std::filesystem;
 
-// Mount points in mountinfo escape space, tab, newline and backslash as \ooo.
-std::string Unescape(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
+std::string Seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g s", s);
+  return buf;
 }
 
-// FindMount returns the ctfs mount at `path` from /proc/self/mountinfo, if any.
-std::optional<CtfsMount> FindMount(const std::string& path) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    // id parent maj:min root mountpoint opts [optional...] - fstype source superopts
-    std::istringstream ls(line);
-    std::string id, parent, dev, root, mnt, field;
-    ls >> id >> parent >> dev >> root >> mnt;
-    while (ls >> field && field != "-") {
-    }
-    std::string fstype, source;
-    ls >> fstype >> source;
-    if (fstype != "fuse.ctfs" || Unescape(mnt) != path) continue;
-    CtfsMount m;
-    m.mountpoint = path;
-    if (source.rfind("ctfs:", 0) == 0) m.daemon_pid = std::atoi(source.c_str() + 5);
-    return m;
+// ResolveMountpoint returns MNT as the mount table writes it (absolute, symlinks resolved).
+// realpath() of a FUSE mount whose daemon died fails with ENOTCONN; then the parent directory
+// is resolved and the last component kept.
+Result<std::string> ResolveMountpoint(const std::string& arg) {
+  if (char* real = ::realpath(arg.c_str(), nullptr)) {
+    std::string out = real;
+    std::free(real);
+    return out;
   }
-  return std::nullopt;
+  const int err = errno;
+  if (err != ENOTCONN) return ErrnoError(err, arg);
+  stdfs::path p = stdfs::absolute(arg).lexically_normal();
+  if (!p.has_filename()) p = p.parent_path();  // "dir/" -> "dir"
+  std::error_code ec;
+  stdfs::path parent = stdfs::canonical(p.parent_path(), ec);
+  return ((ec ? p.parent_path() : parent) / p.filename()).string();
 }
 
-bool Alive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
-
-// WaitGone waits until the mount is gone and the daemon has exited.
-bool WaitGone(const CtfsMount& m, double timeout_s) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (!FindMount(m.mountpoint) && !Alive(m.daemon_pid)) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
-
-// RunFusermount runs `fusermount3 -u [-z] path`, returning its exit status and stderr.
+// RunFusermount runs `fusermount3 -u [-z] path`, returning its exit status (127: could not
+// run it) and its stderr.
 int RunFusermount(const std::string& path, bool lazy, std::string* err) {
   int pipefd[2];
-  if (::pipe(pipefd) != 0) return -1;
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) return 127;
   pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(pipefd[1], 2);
+  if (pid < 0) {
     ::close(pipefd[0]);
     ::close(pipefd[1]);
+    return 127;
+  }
+  if (pid == 0) {
+    ::dup2(pipefd[1], 2);
     if (lazy) {
       ::execlp("fusermount3", "fusermount3", "-u", "-z", path.c_str(), nullptr);
     } else {
@@ -98,56 +81,159 @@ int RunFusermount(const std::string& path, bool lazy, std::string* err) {
   }
   ::close(pipefd[1]);
   char buf[512];
-  for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0;) err->append(buf, n);
+  for (ssize_t n; (n = ::read(pipefd[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR);) {
+    if (n > 0) err->append(buf, static_cast<size_t>(n));
+  }
   ::close(pipefd[0]);
   int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 127;
+}
+
+// Unmount unmounts `path` (lazily: detaches it, even while in use) with fusermount3, which
+// also works for mounts of other users; without fusermount3, or if a lazy detach through it
+// fails, with umount2(). Busy while in use (not lazy).
+Status Unmount(const std::string& path, bool lazy) {
+  std::string err;
+  int rc = RunFusermount(path, lazy, &err);
+  if (rc == 0) return Status::Ok();
+  if (rc == 127 || lazy) {
+    if (::umount2(path.c_str(), lazy ? MNT_DETACH : 0) == 0) return Status::Ok();
+    if (rc == 127) return ErrnoError(errno, "unmount " + path);
+  }
+  while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
+  if (err.find("busy") != std::string::npos) return BusyError(path + ": " + err);
+  return UnavailableError("fusermount3 -u " + std::string(lazy ? "-z " : "") + path +
+                          " failed: " + err);
+}
+
+bool WaitMountGone(const std::string& path, double timeout_s) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  for (;;) {
+    std::optional<MountEntry> m = FindMountAt(path);
+    if (!m || m->fstype != kCtfsFsType) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+std::string DaemonName(const DaemonProcess& d) {
+  return "its daemon (pid " + std::to_string(d.pid()) + ")";
+}
+
+// NotRunningNote says why the daemon of a mount is not running, and what that means.
+std::string NotRunningNote(const DaemonProcess& d) {
+  std::string why;
+  switch (d.state()) {
+    case DaemonProcess::State::kExited:
+      why = d.Ending().empty() ? "has terminated" : d.Ending();
+      why += " (its parent has not reaped it)";
+      break;
+    case DaemonProcess::State::kOther:
+      why =
+          "is gone: the pid now belongs to another process, " + d.what() + ", which was left alone";
+      break;
+    default:
+      why = d.pid() > 0 ? "is not running (killed?)" : "is unknown (the mount names no pid)";
+      break;
+  }
+  return DaemonName(d) + " " + why +
+         ": nothing revoked access, so pages already read stay readable through existing "
+         "mappings until the kernel evicts them";
+}
+
+// UnmountOrphan ends a mount whose daemon is not running.
+Status UnmountOrphan(const UmountArgs& args, const std::string& path, const DaemonProcess& d) {
+  Status st = Unmount(path, /*lazy=*/args.force);
+  if (!st.ok()) {
+    if (st.code() == StatusCode::kBusy) {
+      return BusyError(path + " is busy (a process has a file open or mapped) and " +
+                       NotRunningNote(d) + "; `ctfs umount --force " + path + "` detaches it");
+    }
+    return st;
+  }
+  std::fprintf(stderr, "ctfs: warning: %s: %s\n", path.c_str(), NotRunningNote(d).c_str());
+  if (!args.quiet) std::printf("%s %s\n", args.force ? "detached" : "unmounted", path.c_str());
+  return Status::Ok();
+}
+
+// ExitNote: "wiped its keys and exited" (a clean exit, which the daemon makes only after its
+// wipe), otherwise what is known.
+std::string ExitNote(const DaemonProcess& d) {
+  const std::string ending = d.Ending();
+  if (ending == "exited with status 0") return "wiped its keys and exited";
+  return ending.empty() ? "exited" : ending;
+}
+
+void WarnIfUnclean(const std::string& path, const DaemonProcess& d) {
+  const std::string ending = d.Ending();
+  if (!ending.empty() && ending != "exited with status 0") {
+    std::fprintf(stderr, "ctfs: warning: %s: %s %s; it may not have wiped everything\n",
+                 path.c_str(), DaemonName(d).c_str(), ending.c_str());
+  }
+}
+
+Status Revoke(const UmountArgs& args, const std::string& path, DaemonProcess& d) {
+  CTFS_RETURN_IF_ERROR(d.Signal(SIGTERM));
+  if (!d.WaitExit(args.timeout_s)) {
+    return UnavailableError(DaemonName(d) + " of " + path + " did not finish revocation within " +
+                            Seconds(args.timeout_s) + "; it is still running and " + path +
+                            " is still mounted (--timeout waits longer)");
+  }
+  WarnIfUnclean(path, d);
+  // The daemon detaches the mount before it exits; one that died midway leaves it behind.
+  if (!WaitMountGone(path, 1.0)) {
+    CTFS_RETURN_IF_ERROR(Unmount(path, /*lazy=*/true));
+    std::fprintf(stderr, "ctfs: warning: %s: %s ended without detaching the mount; detached it\n",
+                 path.c_str(), DaemonName(d).c_str());
+  }
+  if (!args.quiet) {
+    std::printf("revoked and unmounted %s (daemon pid %d %s)\n", path.c_str(),
+                static_cast<int>(d.pid()), ExitNote(d).c_str());
+  }
+  return Status::Ok();
+}
+
+Status UnmountLive(const UmountArgs& args, const std::string& path, DaemonProcess& d) {
+  Status st = Unmount(path, /*lazy=*/false);
+  if (!st.ok()) {
+    if (st.code() == StatusCode::kBusy) {
+      return BusyError(path + " is busy (a process has a file open or mapped); `ctfs umount " +
+                       "--force " + path + "` revokes access anyway");
+    }
+    return st;
+  }
+  if (!d.WaitExit(args.timeout_s)) {
+    return UnavailableError("unmounted " + path + ", but " + DaemonName(d) +
+                            " did not exit within " + Seconds(args.timeout_s) +
+                            " (--timeout waits longer)");
+  }
+  WarnIfUnclean(path, d);
+  if (!args.quiet) {
+    std::printf("unmounted %s (daemon pid %d %s)\n", path.c_str(), static_cast<int>(d.pid()),
+                ExitNote(d).c_str());
+  }
+  return Status::Ok();
 }
 
 Status Umount(const UmountArgs& args) {
-  char* real = ::realpath(args.mountpoint.c_str(), nullptr);
-  if (real == nullptr) return ErrnoError(errno, args.mountpoint);
-  std::string path = real;
-  std::free(real);
-  std::optional<CtfsMount> m = FindMount(path);
-  if (!m) return NotFoundError(path + ": not a ctfs mount");
+  CTFS_ASSIGN_OR_RETURN(std::string path, ResolveMountpoint(args.mountpoint));
+  std::optional<MountEntry> m = FindMountAt(path);
+  if (!m) return NotFoundError(path + ": not a ctfs mount (nothing is mounted there)");
+  if (m->fstype != kCtfsFsType) {
+    return NotFoundError(path + ": not a ctfs mount (" + m->fstype + " is mounted there)");
+  }
+  DaemonProcess d = DaemonProcess::Inspect(m->daemon_pid());
+  if (d.state() != DaemonProcess::State::kRunning) return UnmountOrphan(args, path, d);
+  return args.force ? Revoke(args, path, d) : UnmountLive(args, path, d);
+}
 
-  if (args.force) {
-    if (Alive(m->daemon_pid)) {
-      if (::kill(m->daemon_pid, SIGTERM) != 0) {
-        return ErrnoError(errno,
-                          "signal the ctfs daemon (pid " + std::to_string(m->daemon_pid) + ")");
-      }
-      if (WaitGone(*m, args.timeout_s)) return Status::Ok();
-      return UnavailableError("the ctfs daemon (pid " + std::to_string(m->daemon_pid) +
-                              ") did not finish revocation within " +
-                              std::to_string(args.timeout_s) + " s");
-    }
-    // The daemon is gone (killed): nothing is left to revoke in memory; detach the mount.
-    std::string err;
-    if (RunFusermount(path, true, &err) != 0 && ::umount2(path.c_str(), MNT_DETACH) != 0) {
-      return ErrnoError(errno, "detach " + path);
-    }
-    return Status::Ok();
-  }
-
-  std::string err;
-  int rc = RunFusermount(path, false, &err);
-  if (rc != 0) {
-    if (err.find("busy") != std::string::npos) {
-      return FailedPreconditionError(
-          path + " is busy (a process has a file open or mapped); `ctfs umount --force " + path +
-          "` revokes access anyway");
-    }
-    while (!err.empty() && err.back() == '\n') err.pop_back();
-    return UnavailableError("fusermount3 -u " + path + " failed: " + err);
-  }
-  if (!WaitGone(*m, args.timeout_s)) {
-    return UnavailableError("the ctfs daemon (pid " + std::to_string(m->daemon_pid) +
-                            ") did not exit within " + std::to_string(args.timeout_s) + " s");
-  }
-  return Status::Ok();
+void AddCommonOptions(CLI::App* c, UmountArgs& args) {
+  c->add_option("MNT", args.mountpoint, "Mountpoint")->required();
+  c->add_option("--timeout", args.timeout_s, "Seconds to wait for the daemon to exit (default 10)")
+      ->check(CLI::Range(0.0, 86400.0));
+  c->add_flag("-q,--quiet", args.quiet, "Print nothing on success (warnings still go to stderr)");
 }
 
 }  // namespace
@@ -155,19 +241,18 @@ Status Umount(const UmountArgs& args) {
 CLI::App* AddUmount(CLI::App& app, UmountArgs& args) {
   CLI::App* c = app.add_subcommand(
       "umount",
-      "Unmount a ctfs mount and wait until its daemon has wiped its keys. --force revokes "
-      "access even while files are open or mapped");
-  app.add_subcommand("revoke", "Same as `umount --force`")
-      ->callback([&args]() {
-        args.force = true;
-        args.via_revoke = true;
-      })
-      ->add_option("MNT", args.mountpoint, "Mountpoint")
-      ->required();
-  c->add_option("MNT", args.mountpoint, "Mountpoint")->required();
+      "Unmount a ctfs mount and wait until its daemon has wiped its keys and exited. --force "
+      "revokes access even while files are open or mapped");
+  CLI::App* revoke = app.add_subcommand("revoke", "Same as `umount --force`");
+  revoke->callback([&args]() {
+    args.force = true;
+    args.via_revoke = true;
+  });
+  AddCommonOptions(c, args);
+  AddCommonOptions(revoke, args);
   c->add_flag("--force", args.force,
-              "Revoke: invalidate cached plaintext (mapped pages too), wipe keys, detach");
-  c->add_option("--timeout", args.timeout_s, "Seconds to wait for the daemon (default 10)");
+              "Revoke: invalidate cached plaintext (mapped pages too), wipe keys, detach; a "
+              "mount whose daemon is not running is detached at once");
   return c;
 }
 

@@ -2,6 +2,10 @@
 // ctfs verify PATH: for each CryptoTensors file (PATH or every *.safetensors below it), check
 // the header, the signature, the policy, every key unwrap and every chunk tag. Prints one line
 // per file; exits non-zero naming the first bad file, tensor and chunk.
+//
+// A plain (unencrypted) safetensors file is a failure (exit 3, like `decrypt` of a plain file)
+// unless --allow-plain: a deployment gate `ctfs verify DIR && deploy DIR` must not pass a model
+// that was never encrypted. Every file is still checked, so the error lists all plain files.
 #include <cstdio>
 
 #include "cmd/common.h"
@@ -15,13 +19,22 @@
 namespace ctfs::cmd {
 namespace {
 
+// VerifyOne checks one file; `*plain` tells whether it is a plain safetensors file (valid, but
+// neither encrypted nor authenticated).
 Status VerifyOne(const keys::KeyResolver& resolver, const std::string& path, bool quiet,
-                 ProgressBar& bar) {
+                 bool allow_plain, ProgressBar& bar, bool* plain) {
   CTFS_ASSIGN_OR_RETURN(fs::HeaderAndFd hf, fs::ReadHeader(path));
-  if (!format::IsEncrypted(hf.header)) {
+  *plain = !format::IsEncrypted(hf.header);
+  if (*plain) {
     bar.Add(hf.header.file_len());
     bar.Finish();
-    if (!quiet) std::printf("PLAIN %s (valid safetensors, not encrypted)\n", path.c_str());
+    if (!quiet) {
+      std::printf(allow_plain
+                      ? "PLAIN %s (valid safetensors; NOT encrypted, NOT authenticated; "
+                        "accepted by --allow-plain)\n"
+                      : "PLAIN %s (NOT ENCRYPTED: plain safetensors; --allow-plain accepts it)\n",
+                  path.c_str());
+    }
     return Status::Ok();
   }
   CTFS_ASSIGN_OR_RETURN(auto file, fs::EncryptedFile::Open(path, resolver));
@@ -60,16 +73,26 @@ Status Verify(const VerifyArgs& args) {
     total += size;
   }
   ProgressBar bar(total, !args.quiet);
+  std::vector<std::string> plain;
   for (const std::string& p : paths) {
     bar.SetLabel(p);
-    Status st = VerifyOne(resolver, p, args.quiet, bar);
+    bool is_plain = false;
+    Status st = VerifyOne(resolver, p, args.quiet, args.allow_plain, bar, &is_plain);
     if (!st.ok()) {
       bar.Finish();
       if (!args.quiet) std::printf("FAIL  %s\n", p.c_str());
       return st;
     }
+    if (is_plain) plain.push_back(p);
   }
-  return Status::Ok();
+  if (plain.empty() || args.allow_plain) return Status::Ok();
+  std::string names;
+  for (size_t i = 0; i < plain.size() && i < 5; ++i) names += (i ? ", " : "") + plain[i];
+  if (plain.size() > 5) names += ", ... (" + std::to_string(plain.size()) + " in all)";
+  const bool one = plain.size() == 1;
+  return FailedPreconditionError(
+      names + ": NOT ENCRYPTED (" + (one ? "a plain safetensors file" : "plain safetensors files") +
+      ", neither encrypted nor authenticated; --allow-plain accepts " + (one ? "it)" : "them)"));
 }
 
 }  // namespace
@@ -80,6 +103,9 @@ CLI::App* AddVerify(CLI::App& app, VerifyArgs& args) {
   c->add_option("PATH", args.path, "Encrypted file or model directory")->required();
   c->add_option("-k,--key", args.key_files,
                 "JWK / JWK Set key file (repeatable); also CRYPTOTENSOR_KEYS and file:// jku");
+  c->add_flag("--allow-plain", args.allow_plain,
+              "Accept plain (unencrypted, unauthenticated) safetensors files instead of failing "
+              "with exit 3");
   c->add_flag("-q,--quiet", args.quiet, "Print nothing on success");
   return c;
 }

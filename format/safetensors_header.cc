@@ -312,10 +312,13 @@ const TensorInfo* SafetensorsHeader::FindTensor(std::string_view name) const {
 }
 
 Result<uint64_t> ParseHeaderLength(ByteSpan first_bytes, uint64_t file_len) {
-  // S1.
+  // S1. The messages lead with "not a safetensors file": the usual reason a length is
+  // impossible is that the file is something else (text, an image), whose first 8 bytes read
+  // as an absurd number.
   if (file_len < kLengthPrefixBytes) {
-    return InvalidArgumentError("header too small: file has " + std::to_string(file_len) +
-                                " bytes, fewer than the 8-byte length prefix");
+    return InvalidArgumentError("not a safetensors file (header too small: the file has " +
+                                std::to_string(file_len) +
+                                " bytes, fewer than the 8-byte header length)");
   }
   if (first_bytes.size() < kLengthPrefixBytes) {
     return InvalidArgumentError("header too small: got " + std::to_string(first_bytes.size()) +
@@ -325,14 +328,20 @@ Result<uint64_t> ParseHeaderLength(ByteSpan first_bytes, uint64_t file_len) {
   for (int i = 7; i >= 0; --i) n = (n << 8) | first_bytes[static_cast<size_t>(i)];
   // S2.
   if (n > kMaxHeaderBytes) {
-    return InvalidArgumentError("header too large: N = " + std::to_string(n) + " exceeds " +
-                                std::to_string(kMaxHeaderBytes));
+    return InvalidArgumentError(
+        "not a safetensors file (header too large: its first 8 bytes give a header length of " +
+        std::to_string(n) + " bytes, more than the " + std::to_string(kMaxHeaderBytes) +
+        "-byte limit" +
+        (n > file_len ? " and than the file's " + std::to_string(file_len) + " bytes" : "") + ")");
   }
   // S3.
   std::optional<uint64_t> json_end = CheckedAdd(kLengthPrefixBytes, n);
   if (!json_end || *json_end > file_len) {
-    return InvalidArgumentError("invalid header length: 8 + N = 8 + " + std::to_string(n) +
-                                " exceeds the file length " + std::to_string(file_len));
+    return InvalidArgumentError(
+        "not a safetensors file, or a truncated one (invalid header length: its first 8 bytes "
+        "give a header length of N = " +
+        std::to_string(n) + " bytes; 8 + N exceeds the file length " + std::to_string(file_len) +
+        ")");
   }
   return n;
 }

@@ -46,7 +46,6 @@ echo; echo "== 6. load every tensor from the mountpoint with stock safetensors (
 echo; echo "== 7. unmount (revokes access; the daemon wipes its keys)"
 "$CTFS" umount "$OUT/mnt"
 grep -q " $OUT/mnt " /proc/mounts && { echo "still mounted!"; exit 1; }
-echo "unmounted"
 
 echo; echo "== 8. the reference cryptotensors package reads the same encrypted files"
 "$PY" scripts/demo_load.py reference "$OUT/model" "$OUT/model-enc" "$OUT/reader.jwk"

@@ -2,10 +2,15 @@
 # SPDX-License-Identifier: Apache-2.0
 # Runs every ctfs test on a fresh Debian 12 machine: installs dependencies, builds, runs the
 # GoogleTest units (normal and AddressSanitizer+UBSan builds), the CLI tests and the Python
-# interop tests against the real `cryptotensors` and `safetensors` packages.
+# interop tests against the real `cryptotensors` and `safetensors` packages, after a lint of
+# the include rules (tests/lint.sh).
 # Exits non-zero if anything fails. Usage: tests/run_all.sh   (as root, or with sudo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+echo "== 0/5 include-rule lint (tests/lint.sh) and its self-test"
+bash tests/lint.sh
+bash tests/lint.sh --self-test
 
 echo "== 1/5 dependencies"
 bash scripts/install-deps.sh

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import read_header, write_header
 
-INVALID, AUTH, NOT_FOUND = 3, 4, 5
+USAGE, INVALID, AUTH, NOT_FOUND, EXISTS = 2, 3, 4, 5, 8
+COMMANDS = ("keygen", "encrypt", "decrypt", "inspect", "verify", "mount", "umount", "revoke")
 
 
 def assert_one_line_error(p, *needles):
@@ -181,13 +182,22 @@ def test_decrypt_plain_file_is_refused(ctfs, keys, plain, tmp_path):
     assert_one_line_error(p, "not encrypted")
 
 
-def test_encrypt_refuses_existing_output_and_reader_key(ctfs, keys, plain, tmp_path):
+def test_encrypt_refuses_existing_output_and_reader_key(ctfs, keys, plain, encrypted, tmp_path):
     out = tmp_path / "e.safetensors"
     out.write_bytes(b"keep me")
     p = ctfs("encrypt", plain, out, "--key", keys / "k.jwk")
-    assert p.returncode == INVALID
-    assert_one_line_error(p, "already exists")
+    assert p.returncode == EXISTS, p.stderr
+    assert_one_line_error(p, "already exists", "--force")
     assert out.read_bytes() == b"keep me"
+    p = ctfs("decrypt", encrypted, out, "--key", keys / "r.jwk")
+    assert p.returncode == EXISTS, p.stderr
+    assert_one_line_error(p, "already exists", "--force")
+    assert out.read_bytes() == b"keep me"
+    p = ctfs("keygen", "--out", out)
+    assert p.returncode == EXISTS, p.stderr
+    assert_one_line_error(p, "already exists", "--force")
+    assert out.read_bytes() == b"keep me"
+    no_output_left(tmp_path, "e.safetensors.")
     p = ctfs("encrypt", plain, tmp_path / "f.safetensors", "--key", keys / "r.jwk")
     assert p.returncode == NOT_FOUND
     assert_one_line_error(p, "signing key")
@@ -195,11 +205,119 @@ def test_encrypt_refuses_existing_output_and_reader_key(ctfs, keys, plain, tmp_p
 
 def test_usage_errors_and_help(ctfs):
     assert ctfs("--help").returncode == 0
-    for sub in ("keygen", "encrypt", "decrypt", "inspect", "verify"):
+    for sub in COMMANDS:
         p = ctfs(sub, "--help")
         assert p.returncode == 0 and "Usage" in p.stdout, sub
-    assert ctfs("encrypt").returncode == 2
-    assert ctfs("frobnicate").returncode == 2
+    assert ctfs("encrypt").returncode == USAGE
+
+
+@pytest.mark.parametrize("argv", [["frobnicate"], ["bogus", "x", "y"], ["mnt"]])
+def test_unknown_command(ctfs, argv):
+    """One line naming the unknown word and listing the commands; exit 2."""
+    p = ctfs(*argv)
+    assert p.returncode == USAGE, (p.returncode, p.stderr)
+    assert_one_line_error(p, f"unknown command '{argv[0]}'", "ctfs --help")
+    line = p.stderr.strip()
+    for sub in COMMANDS:
+        assert sub in line, (sub, line)
+    assert "A subcommand is required" not in p.stderr
+
+
+def test_no_arguments_prints_usage(ctfs):
+    p = ctfs()
+    assert p.returncode == USAGE
+    assert "Usage" in p.stderr and "encrypt" in p.stderr, p.stderr
+    assert "ctfs: error: a command is required" in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["keygen", "--out", "{out}", "-f"],
+    ["encrypt", "{plain}", "{out}", "--key", "{keys}/k.jwk", "-f"],
+    ["decrypt", "{enc}", "{out}", "--key", "{keys}/r.jwk", "-f"],
+])
+def test_f_never_means_force(ctfs, keys, plain, encrypted, tmp_path, argv):
+    """`-f` is `--foreground` (mount) only; for commands with --force it is a usage error and the
+    existing output stays untouched."""
+    out = tmp_path / "existing.out"
+    out.write_bytes(b"keep me")
+    fill = {"out": out, "plain": plain, "enc": encrypted, "keys": keys}
+    p = ctfs(*[a.format(**fill) for a in argv])
+    assert p.returncode == USAGE, (p.returncode, p.stderr)
+    assert "-f" in p.stderr, p.stderr
+    assert out.read_bytes() == b"keep me"
+    for sub in ("keygen", "encrypt", "decrypt"):
+        h = ctfs(sub, "--help", check=0).stdout
+        assert "--force" in h and "-f," not in h, (sub, h)
+    h = ctfs("mount", "--help", check=0).stdout
+    assert "-f,--foreground" in h, h
+
+
+# Not safetensors at all: the first 8 bytes read as an absurd header length.
+NOT_SAFETENSORS = {
+    "text": b"hello, this is a text file, not a model\n" * 3,
+    "jpeg": bytes.fromhex("ffd8ffe000104a464946000101") + b"\0" * 300,
+    "tiny": b"abc",
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("kind", list(NOT_SAFETENSORS))
+def test_not_a_safetensors_file(ctfs, keys, tmp_path, kind):
+    """Every command that reads a model file says plainly that this is no safetensors file."""
+    f = tmp_path / f"input.{kind}"
+    f.write_bytes(NOT_SAFETENSORS[kind])
+    out = tmp_path / "out.safetensors"
+    for argv in (["inspect", f], ["inspect", f, "--json"], ["verify", f, "--key", keys / "r.jwk"],
+                 ["decrypt", f, out, "--key", keys / "r.jwk"],
+                 ["encrypt", f, out, "--key", keys / "k.jwk"]):
+        p = ctfs(*argv)
+        assert p.returncode == INVALID, (argv, p.returncode, p.stderr)
+        assert_one_line_error(p, str(f), "not a safetensors file")
+        assert "header too large: N =" not in p.stderr
+        if kind in ("text", "jpeg"):  # why: the length the first 8 bytes give vs the file size
+            assert "header length" in p.stderr and str(len(NOT_SAFETENSORS[kind])) in p.stderr
+    no_output_left(tmp_path, "out.safetensors")
+
+
+def test_inspect_of_a_directory(ctfs, tmp_path):
+    p = ctfs("inspect", tmp_path)
+    assert p.returncode == INVALID, p.stderr
+    assert_one_line_error(p, "is a directory", "verify")
+
+
+# ---- verify of plain (unencrypted) files: a deployment gate must not pass them ----
+
+def test_verify_plain_file_fails_unless_allowed(ctfs, keys, plain):
+    p = ctfs("verify", plain, "--key", keys / "r.jwk")
+    assert p.returncode == INVALID, (p.returncode, p.stdout, p.stderr)
+    assert_one_line_error(p, str(plain), "NOT ENCRYPTED", "--allow-plain")
+    assert "NOT ENCRYPTED" in p.stdout and not p.stdout.startswith("OK")
+    p = ctfs("verify", plain, "--key", keys / "r.jwk", "-q")
+    assert p.returncode == INVALID and p.stdout == ""
+    p = ctfs("verify", plain, "--allow-plain", check=0)
+    assert p.stdout.startswith("PLAIN ") and "NOT encrypted, NOT authenticated" in p.stdout, p.stdout
+
+
+def test_verify_directory_lists_every_plain_file(ctfs, keys, plain, encrypted, tmp_path):
+    d = tmp_path / "model"
+    (d / "sub").mkdir(parents=True)
+    (d / "a.safetensors").write_bytes(encrypted.read_bytes())
+    (d / "b.safetensors").write_bytes(plain.read_bytes())
+    (d / "sub" / "c.safetensors").write_bytes(plain.read_bytes())
+    p = ctfs("verify", d, "--key", keys / "r.jwk")
+    assert p.returncode == INVALID, (p.returncode, p.stdout, p.stderr)
+    assert_one_line_error(p, "b.safetensors", "c.safetensors", "NOT ENCRYPTED")
+    assert "a.safetensors" not in p.stderr
+    assert any(l.startswith("OK") and "a.safetensors" in l for l in p.stdout.splitlines())
+    p = ctfs("verify", d, "--key", keys / "r.jwk", "--allow-plain", check=0)
+    plain_lines = [l for l in p.stdout.splitlines() if l.startswith("PLAIN")]
+    assert len(plain_lines) == 2 and all("NOT encrypted" in l for l in plain_lines), p.stdout
+    # a bad encrypted file is still the error, plain files or not
+    raw = bytearray((d / "a.safetensors").read_bytes())
+    raw[-1] ^= 1
+    (d / "a.safetensors").write_bytes(bytes(raw))
+    p = ctfs("verify", d, "--key", keys / "r.jwk", "--allow-plain")
+    assert p.returncode == AUTH, p.stderr
 
 
 @pytest.mark.parametrize("opt,bad", [("--cache-mb", "1048577"), ("--prefetch-mb", "65537"),

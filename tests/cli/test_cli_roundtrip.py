@@ -88,9 +88,13 @@ def test_directory_round_trip(ctfs, keys, tmp_path):
     for f in src.rglob("*"):
         if f.is_file():
             assert sha(dec / f.relative_to(src)) == sha(f), f
-    # existing output directory is refused without --force, kept intact
+    # existing output directory is refused without --force (exit 8), kept intact
+    before = {f: sha(f) for f in enc.rglob("*") if f.is_file()}
     p = ctfs("encrypt", src, enc, "--key", keys / "k.jwk")
-    assert p.returncode == 3 and "already exists" in p.stderr
+    assert p.returncode == 8 and "already exists" in p.stderr, (p.returncode, p.stderr)
+    assert {f: sha(f) for f in enc.rglob("*") if f.is_file()} == before
+    p = ctfs("decrypt", enc, dec, "--key", keys / "r.jwk")
+    assert p.returncode == 8 and "already exists" in p.stderr, (p.returncode, p.stderr)
     ctfs("encrypt", src, enc, "--key", keys / "k.jwk", "-q", "--force", check=0)
     assert not [x for x in tmp_path.iterdir() if "ctfs-tmp" in x.name]
 

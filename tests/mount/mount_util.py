@@ -34,6 +34,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 # Exit codes of the CLI contract (cmd/exit_codes.h).
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INVALID, EXIT_AUTH, EXIT_NOT_FOUND = 0, 1, 2, 3, 4, 5
+EXIT_BUSY, EXIT_EXISTS = 7, 8
 
 
 # ---------------------------------------------------------------------------------------------

@@ -106,7 +106,7 @@ def test_mount_refused_mountpoint_not_empty(mounter, small_model, tmp_path):
     mnt.mkdir()
     (mnt / "keep.txt").write_text("mine")
     r = mounter.try_mount(small_model.enc, mnt)
-    assert_refused(r, mnt, M.EXIT_INVALID, "busy-mnt")
+    assert_refused(r, mnt, M.EXIT_BUSY, "busy-mnt", "not empty")
     assert os.listdir(mnt) == ["keep.txt"] and (mnt / "keep.txt").read_text() == "mine"
 
 

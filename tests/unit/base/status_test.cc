@@ -20,12 +20,16 @@ TEST(Status, OkAndErrors) {
   EXPECT_EQ(s.WithContext("model.safetensors").message(),
             "model.safetensors: tensor \"w\" chunk 3: authentication failed");
   EXPECT_TRUE(Status::Ok().WithContext("x").ok());
+  EXPECT_EQ(AlreadyExistsError("out").ToString(), "already_exists: out");
+  EXPECT_EQ(BusyError("/mnt/x").ToString(), "busy: /mnt/x");
 }
 
 TEST(Status, ErrnoMapping) {
   EXPECT_EQ(ErrnoError(ENOENT, "open a").code(), StatusCode::kNotFound);
   EXPECT_EQ(ErrnoError(EACCES, "open a").code(), StatusCode::kPermissionDenied);
   EXPECT_EQ(ErrnoError(EIO, "read a").code(), StatusCode::kUnavailable);
+  EXPECT_EQ(ErrnoError(EEXIST, "mkdir a").code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(ErrnoError(EBUSY, "umount a").code(), StatusCode::kBusy);
   EXPECT_NE(ErrnoError(ENOENT, "open a").message().find("open a: "), std::string::npos);
 }
 
