@@ -5,11 +5,27 @@ set(CTFS_WARNINGS
     -Wall -Wextra -Werror -Wformat=2 -Wmissing-field-initializers -Wshadow
     -Wsign-compare -Wtype-limits -Wvla -Wwrite-strings -Wimplicit-fallthrough
     -Wnon-virtual-dtor)
+# Clang checks the lock annotations of base/thread_annotations.h at compile time (gcc has no
+# such analysis; the macros expand to nothing there).
+if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+  list(APPEND CTFS_WARNINGS -Wthread-safety)
+endif()
 
+# CTFS_SANITIZE (CMakeLists.txt): a false constant (OFF, 0, "") builds without sanitizers;
+# "address" or a true constant (ON, the option's old boolean form) ASan+UBSan; "thread" TSan.
+# ASan and TSan cannot share a binary, hence one value rather than two options.
 set(CTFS_SANITIZER_FLAGS "")
-if(CTFS_SANITIZE)
+string(TOLOWER "${CTFS_SANITIZE}" _ctfs_sanitize)
+if(NOT CTFS_SANITIZE)
+  # no sanitizer
+elseif(_ctfs_sanitize STREQUAL "address" OR _ctfs_sanitize MATCHES "^(on|yes|true|y|1)$")
   set(CTFS_SANITIZER_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all
                            -fno-omit-frame-pointer)
+elseif(_ctfs_sanitize STREQUAL "thread")
+  # Frame pointers keep TSan's stacks of the earlier access (history) complete.
+  set(CTFS_SANITIZER_FLAGS -fsanitize=thread -fno-omit-frame-pointer)
+else()
+  message(FATAL_ERROR "CTFS_SANITIZE=${CTFS_SANITIZE}: want OFF, address (or ON) or thread")
 endif()
 
 # ctfs_flags(target): warnings + sanitizers for one of our targets.

@@ -333,9 +333,9 @@ class Mounter:
         self.pids[mnt] = e.pid
         return Mount(Path(src), mnt, e.pid, log, r)
 
-    def foreground(self, src, keys=None, args=(), timeout=MOUNT_TIMEOUT):
-        """Starts `ctfs mount -f` and waits until the mount shows up and answers; returns
-        (Popen, Mount)."""
+    def foreground(self, src, keys=None, args=(), timeout=MOUNT_TIMEOUT, env=None):
+        """Starts `ctfs mount -f` (with `env` added to its environment) and waits until the
+        mount shows up and answers; returns (Popen, Mount)."""
         if _hung_mount:
             pytest.fail(f"not mounting: an earlier `ctfs mount` hung ({_hung_mount[0]})",
                         pytrace=False)
@@ -346,7 +346,7 @@ class Mounter:
         p = subprocess.Popen([self.ctfs.bin, "mount", src, mnt, "-f", *self.key_args(keys),
                               "--log-file", log, *map(str, args), *EXTRA_MOUNT_ARGS],
                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                             env=M.clean_env(), start_new_session=True)
+                             env=M.clean_env(env), start_new_session=True)
         self.procs.append(p)
         ok = M.wait_until(lambda: M.mounts_at(mnt) or p.poll() is not None, timeout)
         out.seek(0)

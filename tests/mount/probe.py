@@ -6,6 +6,7 @@ block a reader forever; so such reads run here, in a child the test runs with a 
 in the pytest process. Each command prints one JSON object as its last stdout line (`hold`
 prints one per request). Everything is compared with the plaintext oracle read from disk.
 """
+import errno
 import json
 import mmap
 import os
@@ -329,6 +330,142 @@ def cmd_hold(a):
             emit(res)
         else:
             emit({"error": f"unknown command {cmd}"})
+
+
+def cmd_stress_reader(a):
+    """One reader of tests/mount/test_tsan_stress.py: reads `files` of the mount (each compared
+    with the plaintext `plains`, mapped, not copied, so 16 readers share one copy) until
+    `seconds` pass or `give_up` operations in a row fail (the mount was revoked). Prints a
+    progress line every `report_s` seconds and a last one with "done": true, so a reader that
+    dies of SIGBUS has reported what it saw before. mode:
+      pread_random  preads of random length at random offsets (some at chunk edges), with the
+                    file's pages evicted now and then so that reads keep reaching the daemon
+      pread_seq     whole-file passes of `len`-byte preads (decrypt-ahead), pages evicted first
+      direct        O_DIRECT preads at random offsets (never from the page cache)
+      mmap_shared / mmap_private
+                    map a file, touch pages at random then every `stride`-th page in order,
+                    unmap and evict; after revocation a touch raises SIGBUS, which kills this
+                    process (the test expects that, and only after revocation)
+    A short read is counted apart (n_short, first_short_t) if what it returned is a correct
+    prefix (a read cut by the revocation)."""
+    rng = random.Random(a["seed"])
+    files, mode = a["files"], a["mode"]
+    plains = []
+    for p in a["plains"]:
+        fd = os.open(p, os.O_RDONLY)
+        plains.append(mmap.mmap(fd, 0, access=mmap.ACCESS_READ))
+        os.close(fd)
+    edges = a.get("edges") or [[] for _ in files]
+    stop = time.monotonic() + a["seconds"]
+    st = {"mode": mode, "ops": 0, "bytes": 0, "n_mismatch": 0, "mismatches": [], "n_short": 0,
+          "first_short_t": None, "errors": {}, "first_error_t": None, "pid": os.getpid()}
+    fails_in_a_row = 0
+    last_report = 0.0
+    fds = {}
+
+    def report(done=False):
+        st["t"] = time.time()
+        st["done"] = done
+        emit(st)
+
+    def check(j, off, got, want_len, op):
+        want = plains[j][off:off + want_len]
+        st["ops"] += 1
+        st["bytes"] += len(got)
+        if got == want:
+            return
+        if len(got) < len(want) and want.startswith(got):
+            st["n_short"] += 1
+            if st["first_short_t"] is None:
+                st["first_short_t"] = time.time()
+            return
+        st["n_mismatch"] += 1
+        if len(st["mismatches"]) < 5:
+            st["mismatches"].append({"file": files[j], "op": op, "off": off, "len": want_len,
+                                     "got_len": len(got), "first_diff": first_diff(got, want)})
+
+    def fd_of(j, flags=os.O_RDONLY):
+        if (j, flags) not in fds:
+            fds[(j, flags)] = os.open(files[j], flags)
+        return fds[(j, flags)]
+
+    def evict(j):
+        fd = os.open(files[j], os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            close_quietly(fd)
+
+    def one_op():
+        j = rng.randrange(len(files))
+        n = len(plains[j])
+        if mode in ("pread_random", "direct"):
+            if edges[j] and rng.random() < 0.4:
+                off = max(0, rng.choice(edges[j]) + rng.choice([-1, 0, 1]))
+            else:
+                off = rng.randrange(n + 64)
+            ln = rng.choice(LENS)
+            if mode == "direct":
+                off -= off % PAGE
+                ln = max(PAGE, ln - ln % PAGE)
+                flags = os.O_RDONLY | os.O_DIRECT
+            else:
+                flags = os.O_RDONLY
+                if rng.random() < 0.1:
+                    evict(j)
+            check(j, off, os.pread(fd_of(j, flags), ln, off), ln, mode)
+        elif mode == "pread_seq":
+            evict(j)
+            fd = os.open(files[j], os.O_RDONLY)
+            try:
+                ln = a["len"]
+                for off in range(0, n + 1, ln):
+                    check(j, off, os.pread(fd, ln, off), ln, mode)
+                    if time.monotonic() > stop:
+                        break
+            finally:
+                close_quietly(fd)
+        else:
+            fd = os.open(files[j], os.O_RDONLY)
+            try:
+                mm = map_file(fd, "shared" if mode == "mmap_shared" else "private")
+            finally:
+                close_quietly(fd)
+            try:
+                pages = (n + PAGE - 1) // PAGE
+                order = [rng.randrange(pages) for _ in range(64)]
+                order += list(range(rng.randrange(a["stride"]), pages, a["stride"]))
+                for pg in order:
+                    off = pg * PAGE
+                    check(j, off, mm[off:off + PAGE], min(PAGE, n - off), mode)
+            finally:
+                mm.close()
+            evict(j)
+
+    while time.monotonic() < stop and fails_in_a_row < a["give_up"]:
+        try:
+            one_op()
+            fails_in_a_row = 0
+        except OSError as e:
+            name = errno_name(e.errno)
+            st["errors"][name] = st["errors"].get(name, 0) + 1
+            if st["first_error_t"] is None:
+                st["first_error_t"] = time.time()
+            fails_in_a_row += 1
+            for fd in fds.values():
+                close_quietly(fd)
+            fds.clear()
+            time.sleep(0.01)
+        if time.monotonic() - last_report > a["report_s"]:
+            last_report = time.monotonic()
+            report()
+    for fd in fds.values():
+        close_quietly(fd)
+    report(done=True)
+
+
+def errno_name(n):
+    return errno.errorcode.get(n, str(n))
 
 
 def cmd_watchdog(a):
