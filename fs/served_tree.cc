@@ -28,12 +28,16 @@ namespace {
 // more there are and their names.
 Status RefusalSummary(const std::vector<std::pair<std::string, Status>>& refused) {
   const Status& first = refused.front().second;
-  if (refused.size() == 1) return first;
-  std::string more = "; " + std::to_string(refused.size() - 1) + " more file(s) refused:";
-  constexpr size_t kNamed = 5;
-  for (size_t i = 1; i < refused.size() && i <= kNamed; ++i) more += " " + refused[i].first;
-  if (refused.size() - 1 > kNamed) more += " ...";
-  return Status(first.code(), first.message() + more);
+  std::string more;
+  if (refused.size() > 1) {
+    more = "; " + std::to_string(refused.size() - 1) + " more file(s) refused:";
+    constexpr size_t kNamed = 5;
+    for (size_t i = 1; i < refused.size() && i <= kNamed; ++i) more += " " + refused[i].first;
+    if (refused.size() - 1 > kNamed) more += " ...";
+  }
+  return Status(first.code(), first.message() + more +
+                                  " (--allow-bad-files mounts the rest and answers EIO for "
+                                  "these files)");
 }
 
 }  // namespace

@@ -11,8 +11,6 @@
 namespace ctfs::fs {
 namespace {
 
-constexpr char kAllowHint[] = " (--allow-bad-files mounts the rest and answers EIO for it)";
-
 SourceFileClass Refused(Status why) {
   SourceFileClass c;
   c.kind = SourceFileClass::Kind::kRefused;
@@ -29,10 +27,7 @@ SourceFileClass SafetensorsName(const RandomAccessFile& file, uint64_t file_len)
     return Refused(st);
   }
   auto n = format::ParseHeaderLength(ByteSpan(len_bytes, first), file_len);
-  if (!n.ok()) {
-    return Refused(Status(n.status().code(), path + ": not a valid safetensors file: " +
-                                                 n.status().message() + kAllowHint));
-  }
+  if (!n.ok()) return Refused(n.status().WithContext(path));  // "not a safetensors file (...)"
   Bytes prefix(8 + *n);
   if (Status st = PreadExact(file, prefix, 0); !st.ok()) return Refused(st);
   auto header = format::ParseHeader(prefix, file_len);
@@ -42,14 +37,13 @@ SourceFileClass SafetensorsName(const RandomAccessFile& file, uint64_t file_len)
       damaged = " (its header mentions " + *key + ": a damaged CryptoTensors file)";
     }
     return Refused(Status(header.status().code(), path + ": not a valid safetensors file: " +
-                                                      header.status().message() + damaged +
-                                                      kAllowHint));
+                                                      header.status().message() + damaged));
   }
   if (!format::IsEncrypted(*header)) {
     if (auto key = format::ReservedKeyInUse(*header)) {
       return Refused(InvalidArgumentError(
           path + ": uses the reserved name " + *key + " but has no " + format::kEncryptionKey +
-          ": a damaged or stripped CryptoTensors file, whose data may be ciphertext" + kAllowHint));
+          ": a damaged or stripped CryptoTensors file, whose data may be ciphertext"));
     }
     SourceFileClass c;
     c.served_len = file_len;
@@ -81,8 +75,7 @@ SourceFileClass OtherName(const RandomAccessFile& file, uint64_t file_len) {
   if (auto key = format::ReservedKeyMentioned(json)) {
     return Refused(InvalidArgumentError(file.path() + ": holds a CryptoTensors header (" + *key +
                                         ") but is not named *.safetensors: rename it or move "
-                                        "it out of the source directory" +
-                                        kAllowHint));
+                                        "it out of the source directory"));
   }
   return pass;
 }

@@ -63,7 +63,7 @@ class BadFilesTest : public ServedTreeTest {
     const std::string enc = ReadFile(dir_.File("src/model.safetensors"));
     const Split e = SplitFile(enc), p = SplitFile(plain_);
     std::vector<BadCase> cases;
-    cases.push_back({"cut.safetensors", enc.substr(0, 8 + e.json.size() / 2), "not a valid"});
+    cases.push_back({"cut.safetensors", enc.substr(0, 8 + e.json.size() / 2), "truncated"});
     cases.push_back({"dupkey.safetensors",
                      Join(Replace(e.json, "\"format\":\"pt\"", "\"format\":\"pt\",\"format\":\"pt\""),
                           e.data),
@@ -79,8 +79,8 @@ class BadFilesTest : public ServedTreeTest {
                                   "\"format\":\"pt\",\"__signature__\":\"x\""),
                           p.data),
                      "reserved name __signature__"});
-    cases.push_back({"text.safetensors", "hello, not a model\n", "not a valid"});
-    cases.push_back({"empty.safetensors", "", "not a valid"});
+    cases.push_back({"text.safetensors", "hello, not a model\n", "not a safetensors file"});
+    cases.push_back({"empty.safetensors", "", "not a safetensors file"});
     cases.push_back({"model.bin", enc, "not named *.safetensors"});
     return cases;
   }
