@@ -42,7 +42,7 @@ void OnTerminate(int) {
 void OnWake(int) {}  // only interrupts the loop's sem_wait
 
 struct SignalSetup {
-  struct sigaction old_term = {}, old_int = {}, old_hup = {}, old_usr2 = {};
+  struct sigaction old_term = {}, old_int = {}, old_hup = {}, old_quit = {}, old_usr2 = {};
   void Install() {
     struct sigaction sa = {};
     sa.sa_handler = OnTerminate;
@@ -50,6 +50,7 @@ struct SignalSetup {
     sigaction(SIGTERM, &sa, &old_term);
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGHUP, &sa, &old_hup);
+    sigaction(SIGQUIT, &sa, &old_quit);  // its default would end the daemon without revoking
     struct sigaction wake = {};
     wake.sa_handler = OnWake;  // no SA_RESTART: interrupts sem_wait
     sigemptyset(&wake.sa_mask);
@@ -62,6 +63,7 @@ struct SignalSetup {
     sigaction(SIGTERM, &old_term, nullptr);
     sigaction(SIGINT, &old_int, nullptr);
     sigaction(SIGHUP, &old_hup, nullptr);
+    sigaction(SIGQUIT, &old_quit, nullptr);
     sigaction(SIGUSR2, &old_usr2, nullptr);
   }
 };
@@ -220,7 +222,7 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
   report_ready(UnavailableError(options.mountpoint + ": the mount ended before it was ready"));
   fuse_session_destroy(se);
   spdlog::info("unmounted {}; data keys and cached plaintext wiped", options.mountpoint);
-  if (rc != 0 && rc != SIGTERM && rc != SIGINT && rc != SIGHUP) {
+  if (rc != 0 && rc != SIGTERM && rc != SIGINT && rc != SIGHUP && rc != SIGQUIT) {
     return UnavailableError("FUSE loop ended with error " + std::to_string(rc));
   }
   return Status::Ok();

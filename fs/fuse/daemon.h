@@ -5,9 +5,9 @@
 // Lifecycle (RunDaemon):
 //   mount ("ro,nodev,nosuid,default_permissions,fsname=ctfs:<pid>,subtype=ctfs") -> raise the
 //   mount's readahead -> report readiness -> loop until unmounted (fusermount3 -u, ctfs umount)
-//   or a signal (SIGTERM, SIGINT, SIGHUP) -> revoke: deny, invalidate the kernel page cache of
-//   every inode handed out (mapped pages included: their next touch gets SIGBUS), wipe keys
-//   and cached plaintext -> lazy unmount -> return 0.
+//   or a signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT) -> revoke: deny, invalidate the kernel page
+//   cache of every inode handed out (mapped pages included: their next touch gets SIGBUS), wipe
+//   keys and cached plaintext -> lazy unmount -> return 0.
 // This header has no libfuse types, so cmd/ can call it.
 #ifndef CTFS_FS_FUSE_DAEMON_H_
 #define CTFS_FS_FUSE_DAEMON_H_
