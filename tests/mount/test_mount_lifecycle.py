@@ -68,7 +68,9 @@ def test_plain_umount_refused_while_busy(ctfs, mounter, model, hold):
 @pytest.mark.parametrize("trigger,how", [("umount_force", "mmap_shared"),
                                          ("umount_force", "mmap_private"),
                                          ("sigterm", "mmap_shared"),
-                                         ("sigint", "mmap_shared")])
+                                         ("sigint", "mmap_shared"),
+                                         ("sighup", "mmap_shared"),
+                                         ("sigquit", "mmap_private")])
 def test_revocation(ctfs, mounter, model, trigger, how):
     m = mounter.mount(model.enc)
     h = M.Holder({"path": str(m.mnt / BIG), "plain": str(model.plain / BIG), "how": how,
@@ -90,7 +92,9 @@ def test_revocation(ctfs, mounter, model, trigger, how):
             assert not M.alive(m.pid), \
                 f"`ctfs umount --force` returned while daemon {m.pid} still runs"
         else:
-            os.kill(m.pid, signal.SIGTERM if trigger == "sigterm" else signal.SIGINT)
+            sig = {"sigterm": signal.SIGTERM, "sigint": signal.SIGINT, "sighup": signal.SIGHUP,
+                   "sigquit": signal.SIGQUIT}[trigger]
+            os.kill(m.pid, sig)
             assert_daemon_gone(m, 15)
         assert M.wait_until(lambda: not M.mounts_at(m.mnt), 5), \
             f"still mounted after revocation: {M.mounts_at(m.mnt)}"
