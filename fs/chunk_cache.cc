@@ -54,7 +54,7 @@ Result<ChunkCache::Chunk> ChunkCache::GetOrLoad(const Key& key, size_t len, cons
   std::shared_future<Result<Chunk>> pending;
   uint64_t load_id = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto it = entries_.find(key);
     if (it != entries_.end()) {
       ++hits_;
@@ -114,7 +114,7 @@ uint64_t ChunkCache::ReserveLocked(const Key& key, std::shared_future<Result<Chu
 void ChunkCache::Finish(const Key& key, uint64_t load_id, size_t len, size_t charge,
                         const Result<Chunk>& r) {
   // Account for the chunk before waiters wake, so that their NoteServed() counts.
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = entries_.find(key);
   // Clear() may have dropped our entry meanwhile, and a newer load may have replaced it.
   if (it == entries_.end() || it->second.load_id != load_id) return;
@@ -152,7 +152,7 @@ void ChunkCache::PrefetchRun(std::span<const Key> keys, std::span<const size_t> 
   {
     // Decide and reserve under one lock: checking first and inserting later could load a
     // chunk a reader has meanwhile loaded and consumed, and park the copy.
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (size_t i = 0; i < keys.size(); ++i) {
       if (entries_.count(keys[i]) != 0 || consumed_.count(keys[i]) != 0) continue;
       bool added = false;
@@ -237,7 +237,7 @@ void ChunkCache::EraseLocked(std::map<Key, Entry>::iterator it) {
 }
 
 bool ChunkCache::WantsPrefetch(const Key& key) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return capacity_ > 0 && entries_.count(key) == 0 && consumed_.count(key) == 0;
 }
 
@@ -247,7 +247,7 @@ void ChunkCache::Prefetch(const Key& key, size_t len, const Loader& load) {
 }
 
 void ChunkCache::NoteServed(const Key& key, size_t len) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   auto it = entries_.find(key);
   if (it == entries_.end() || it->second.bytes == 0) return;  // gone, or a new load under way
   it->second.served += len;
@@ -262,7 +262,7 @@ void ChunkCache::NoteServed(const Key& key, size_t len) {
 
 void ChunkCache::Clear() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     entries_.clear();
     lru_.clear();
     bytes_ = 0;
@@ -273,22 +273,22 @@ void ChunkCache::Clear() {
 }
 
 size_t ChunkCache::cached_bytes() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return bytes_;
 }
 
 size_t ChunkCache::peak_cached_bytes() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return peak_bytes_;
 }
 
 uint64_t ChunkCache::hits() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return hits_;
 }
 
 uint64_t ChunkCache::misses() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return misses_;
 }
 

@@ -25,13 +25,13 @@
 #include <list>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <span>
 #include <tuple>
 #include <vector>
 
 #include "base/bytes.h"
+#include "base/mutex.h"
 #include "base/result.h"
 #include "fs/chunk_buffer_pool.h"
 
@@ -128,25 +128,27 @@ class ChunkCache {
     uint64_t load_id = 0;  // which GetOrLoad call created it
   };
   // ReserveLocked inserts a loading entry for `key` (a miss) and returns its load id.
-  uint64_t ReserveLocked(const Key& key, std::shared_future<Result<Chunk>> future);
+  uint64_t ReserveLocked(const Key& key, std::shared_future<Result<Chunk>> future)
+      CTFS_REQUIRES(mu_);
   // Finish accounts for the outcome `r` of load `load_id` of `key` (unless Clear() or a newer
   // load replaced its entry) before waiters see it.
   // `charge`: what it counts against the capacity (its length, plus ChunkBufferPool::LeadCost).
   void Finish(const Key& key, uint64_t load_id, size_t len, size_t charge, const Result<Chunk>& r);
-  void EvictLocked();
-  void EraseLocked(std::map<Key, Entry>::iterator it);
+  void EvictLocked() CTFS_REQUIRES(mu_);
+  void EraseLocked(std::map<Key, Entry>::iterator it) CTFS_REQUIRES(mu_);
 
   const size_t capacity_;
   ChunkBufferPool pool_;
-  mutable std::mutex mu_;
-  std::map<Key, Entry> entries_;    // GUARDED_BY(mu_)
-  std::list<Key> lru_;              // GUARDED_BY(mu_), most recent first
-  std::set<Key> consumed_;          // GUARDED_BY(mu_), served whole and dropped ...
-  std::deque<Key> consumed_fifo_;   // GUARDED_BY(mu_) ... oldest first, for forgetting
-  size_t bytes_ = 0;                // GUARDED_BY(mu_)
-  size_t peak_bytes_ = 0;           // GUARDED_BY(mu_)
-  uint64_t next_load_id_ = 0;       // GUARDED_BY(mu_)
-  uint64_t hits_ = 0, misses_ = 0;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::map<Key, Entry> entries_ CTFS_GUARDED_BY(mu_);
+  std::list<Key> lru_ CTFS_GUARDED_BY(mu_);          // most recent first
+  std::set<Key> consumed_ CTFS_GUARDED_BY(mu_);      // served whole and dropped ...
+  std::deque<Key> consumed_fifo_ CTFS_GUARDED_BY(mu_);  // ... oldest first, for forgetting
+  size_t bytes_ CTFS_GUARDED_BY(mu_) = 0;
+  size_t peak_bytes_ CTFS_GUARDED_BY(mu_) = 0;
+  uint64_t next_load_id_ CTFS_GUARDED_BY(mu_) = 0;
+  uint64_t hits_ CTFS_GUARDED_BY(mu_) = 0;
+  uint64_t misses_ CTFS_GUARDED_BY(mu_) = 0;
   // Counted outside mu_: a waiter must not take the cache lock again just to count.
   std::atomic<uint64_t> waits_{0}, wait_ns_{0};
 };

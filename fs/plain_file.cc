@@ -23,6 +23,7 @@ std::unique_ptr<PlainFile> PlainFile::FromEncrypted(std::unique_ptr<EncryptedFil
   f->cache_ = cache;
   f->pool_ = pool;
   // A confirmed stream at offset 0: a scan from the start is sequential from its first read.
+  MutexLock lock(f->streams_mu_);  // not shared yet; held for the analysis
   f->streams_[0].last_use = 1;
   f->streams_[0].confirmed = true;
   f->stream_clock_ = 1;
@@ -184,7 +185,7 @@ std::vector<ChunkCache::Key> PlainFile::PlanReadAhead(uint64_t plain_off, uint64
 
 std::optional<uint64_t> PlainFile::ContinueStream(uint64_t plain_off, uint64_t end,
                                                   uint64_t window) const {
-  std::lock_guard<std::mutex> lock(streams_mu_);
+  MutexLock lock(streams_mu_);
   const uint64_t now = ++stream_clock_;
   ReadStream* best = nullptr;
   uint64_t best_dist = UINT64_MAX;

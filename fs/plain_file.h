@@ -11,11 +11,11 @@
 #include <array>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/random_access_file.h"
 #include "base/result.h"
 #include "fs/chunk_cache.h"
@@ -150,9 +150,9 @@ class PlainFile {
   // half the range they span: random reads that happen to land within `window` of each other
   // are sparse and do not qualify.
   std::optional<uint64_t> ContinueStream(uint64_t plain_off, uint64_t end, uint64_t window) const;
-  mutable std::mutex streams_mu_;
-  mutable std::array<ReadStream, kReadStreams> streams_{};  // GUARDED_BY(streams_mu_)
-  mutable uint64_t stream_clock_ = 0;                       // GUARDED_BY(streams_mu_)
+  mutable Mutex streams_mu_;
+  mutable std::array<ReadStream, kReadStreams> streams_ CTFS_GUARDED_BY(streams_mu_){};
+  mutable uint64_t stream_clock_ CTFS_GUARDED_BY(streams_mu_) = 0;
 };
 
 }  // namespace ctfs::fs

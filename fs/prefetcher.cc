@@ -9,35 +9,35 @@ Prefetcher::Prefetcher(size_t threads, size_t max_queued) : max_queued_(max_queu
 
 Prefetcher::~Prefetcher() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
     queue_.clear();
     queued_keys_.clear();
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   for (std::thread& t : threads_) t.join();
 }
 
 bool Prefetcher::Submit(const ChunkCache::Key& key, std::function<void()> job) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stop_ || threads_.empty() || queue_.size() >= max_queued_) return false;
     if (!queued_keys_.insert(key).second) return false;
     queue_.emplace_back(key, std::move(job));
   }
-  cv_.notify_one();
+  cv_.Signal();
   return true;
 }
 
 void Prefetcher::Cancel() {
   std::deque<std::pair<ChunkCache::Key, std::function<void()>>> dropped;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   dropped.swap(queue_);
   queued_keys_.clear();
 }
 
 uint64_t Prefetcher::completed() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return completed_;
 }
 
@@ -45,8 +45,8 @@ void Prefetcher::Run() {
   for (;;) {
     std::function<void()> job;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      MutexLock lock(mu_);
+      while (!stop_ && queue_.empty()) cv_.Wait(mu_);
       if (stop_) return;
       job = std::move(queue_.front().second);
       queued_keys_.erase(queue_.front().first);
@@ -58,7 +58,7 @@ void Prefetcher::Run() {
       // A prefetch is a hint: a reader that needs the chunk loads it and reports the error.
       // A thread of the pool must not die (and take the process with it).
     }
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     ++completed_;
   }
 }

@@ -11,17 +11,16 @@
 #ifndef CTFS_FS_PREFETCHER_H_
 #define CTFS_FS_PREFETCHER_H_
 
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <set>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "base/mutex.h"
 #include "fs/chunk_cache.h"
 
 namespace ctfs::fs {
@@ -46,12 +45,12 @@ class Prefetcher {
   void Run();
 
   const size_t max_queued_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::pair<ChunkCache::Key, std::function<void()>>> queue_;  // GUARDED_BY(mu_)
-  std::set<ChunkCache::Key> queued_keys_;                                // GUARDED_BY(mu_)
-  bool stop_ = false;                                                    // GUARDED_BY(mu_)
-  uint64_t completed_ = 0;                                               // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  CondVar cv_;
+  std::deque<std::pair<ChunkCache::Key, std::function<void()>>> queue_ CTFS_GUARDED_BY(mu_);
+  std::set<ChunkCache::Key> queued_keys_ CTFS_GUARDED_BY(mu_);
+  bool stop_ CTFS_GUARDED_BY(mu_) = false;
+  uint64_t completed_ CTFS_GUARDED_BY(mu_) = 0;
   std::vector<std::thread> threads_;
 };
 

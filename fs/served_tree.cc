@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "fs/served_tree.h"
 
-#include <mutex>
 #include <optional>
 
 #include "base/huge_mapping.h"
@@ -51,6 +50,7 @@ Result<std::unique_ptr<ServedTree>> ServedTree::Create(const std::string& source
   CTFS_ASSIGN_OR_RETURN(t->tree_, ModelTree::Scan(source_dir, warnings));
   t->cache_ = std::make_unique<ChunkCache>(options.cache_bytes);
   const size_t n = t->tree_.nodes().size();
+  WriterLock lock(t->mu_);  // not shared yet; held so the analysis sees encrypted_ guarded
   t->encrypted_.resize(n);
   t->open_errors_.resize(n);
   size_t no_direct_io = 0;
@@ -120,7 +120,7 @@ ServedTree::~ServedTree() {
 }
 
 void ServedTree::StartWorkers() {
-  std::unique_lock<std::shared_mutex> lock(mu_);
+  WriterLock lock(mu_);
   pool_ = std::make_unique<WorkerPool>(options_.decrypt_threads);
   if (options_.prefetch_bytes > 0 && options_.prefetch_threads > 0) {
     prefetcher_ = std::make_unique<Prefetcher>(options_.prefetch_threads, kMaxQueuedPrefetches);
@@ -153,7 +153,7 @@ Result<OpenHandle> ServedTree::Open(uint64_t ino) const {
         WrapFile(std::make_unique<PosixFile>(std::move(fd), node->backing_path)), node->size);
     return h;
   }
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(mu_);
   if (revoked_.load()) return RevokedError();
   if (encrypted_[ino - 1] == nullptr) return InternalError(node->rel_path + ": not opened");
   return h;
@@ -168,7 +168,7 @@ const PlainFile* ServedTree::FileLocked(const OpenHandle& handle) const {
 
 Status ServedTree::WithFile(const OpenHandle& handle,
                             const std::function<void(const PlainFile&)>& fn) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(mu_);
   const PlainFile* f = FileLocked(handle);
   if (f == nullptr) return RevokedError();
   fn(*f);
@@ -176,7 +176,7 @@ Status ServedTree::WithFile(const OpenHandle& handle,
 }
 
 Result<size_t> ServedTree::Read(const OpenHandle& handle, uint64_t off, MutableByteSpan out) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(mu_);
   const PlainFile* f = FileLocked(handle);
   if (f == nullptr) return RevokedError();
   Result<size_t> n = f->Read(off, out);
@@ -185,14 +185,14 @@ Result<size_t> ServedTree::Read(const OpenHandle& handle, uint64_t off, MutableB
 }
 
 size_t ServedTree::CopyLead(const OpenHandle& handle, uint64_t off) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(mu_);
   const PlainFile* f = FileLocked(handle);
   return f == nullptr ? 0 : f->CopyLead(off);
 }
 
 Result<bool> ServedTree::ReadSpans(const OpenHandle& handle, uint64_t off, size_t len,
                                    ChunkSpans& out) const {
-  std::shared_lock<std::shared_mutex> lock(mu_);
+  ReaderLock lock(mu_);
   const PlainFile* f = FileLocked(handle);
   if (f == nullptr) return RevokedError();
   CTFS_ASSIGN_OR_RETURN(bool done, f->ReadSpans(off, len, out));
@@ -216,8 +216,9 @@ void ServedTree::QueueReadAhead(const PlainFile& file, uint64_t off, uint64_t le
     if (head == last_head) continue;  // keys come in file order: a run's chunks are adjacent
     last_head = head;
     // The job looks the file up again under the lock: after Revoke() it is gone.
-    prefetcher_->Submit(head, [this, head] {
-      std::shared_lock<std::shared_mutex> lock(mu_);
+    prefetcher_->Submit(head, [this, head]() CTFS_NO_THREAD_SAFETY_ANALYSIS {
+      // (clang cannot see that this job's lock is this tree's mu_)
+      ReaderLock lock(mu_);
       if (revoked_.load()) return;
       const PlainFile* f = encrypted_[head.file_id - 1].get();
       if (f != nullptr) f->PrefetchRun(head, options_.prefetch_run_bytes);
@@ -225,10 +226,18 @@ void ServedTree::QueueReadAhead(const PlainFile& file, uint64_t off, uint64_t le
   }
 }
 
+uint64_t ServedTree::prefetched() const {
+  ReaderLock lock(mu_);
+  return prefetcher_ ? prefetcher_->completed() : 0;
+}
+
 void ServedTree::Revoke() {
   revoked_.store(true);
-  if (prefetcher_) prefetcher_->Cancel();
-  std::unique_lock<std::shared_mutex> lock(mu_);  // waits for in-flight reads
+  {
+    ReaderLock lock(mu_);  // running jobs hold it shared too: dropping the queue waits for none
+    if (prefetcher_) prefetcher_->Cancel();
+  }
+  WriterLock lock(mu_);  // waits for in-flight reads
   for (auto& f : encrypted_) f.reset();           // EncryptedFile wipes its data keys
   cache_->Clear();
 }

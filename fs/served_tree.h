@@ -21,11 +21,11 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/random_access_file.h"
 #include "base/result.h"
 #include "fs/chunk_cache.h"
@@ -126,25 +126,27 @@ class ServedTree {
   bool revoked() const { return revoked_.load(); }
 
   const ChunkCache& cache() const { return *cache_; }
-  uint64_t prefetched() const { return prefetcher_ ? prefetcher_->completed() : 0; }
+  uint64_t prefetched() const;
 
  private:
   ServedTree() = default;
-  void QueueReadAhead(const PlainFile& file, uint64_t off, uint64_t len) const;
-  // FileLocked: the file `handle` reads; nullptr after Revoke(). REQUIRES mu_ (shared).
-  const PlainFile* FileLocked(const OpenHandle& handle) const;
+  void QueueReadAhead(const PlainFile& file, uint64_t off, uint64_t len) const
+      CTFS_REQUIRES_SHARED(mu_);
+  // FileLocked: the file `handle` reads; nullptr after Revoke().
+  const PlainFile* FileLocked(const OpenHandle& handle) const CTFS_REQUIRES_SHARED(mu_);
   // WrapFile applies options_.wrap_file.
   std::unique_ptr<RandomAccessFile> WrapFile(std::unique_ptr<RandomAccessFile> file) const;
 
   ModelTree tree_;
   ServeOptions options_;
   std::unique_ptr<ChunkCache> cache_;
-  std::unique_ptr<WorkerPool> pool_;
-  std::unique_ptr<Prefetcher> prefetcher_;  // its jobs take mu_ shared and check revoked_
-  mutable StreamActivity streams_;          // files sharing options_.prefetch_bytes
-  mutable std::shared_mutex mu_;
+  mutable SharedMutex mu_;
+  std::unique_ptr<WorkerPool> pool_ CTFS_GUARDED_BY(mu_);
+  // Its jobs take mu_ shared and check revoked_.
+  std::unique_ptr<Prefetcher> prefetcher_ CTFS_GUARDED_BY(mu_);
+  mutable StreamActivity streams_;  // files sharing options_.prefetch_bytes
   // Index = ino - 1: the open encrypted view, or the reason the file is not served.
-  std::vector<std::unique_ptr<PlainFile>> encrypted_;  // GUARDED_BY(mu_)
+  std::vector<std::unique_ptr<PlainFile>> encrypted_ CTFS_GUARDED_BY(mu_);
   std::vector<Status> open_errors_;                     // immutable after Create
   std::atomic<bool> revoked_{false};
 };

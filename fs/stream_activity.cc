@@ -19,7 +19,7 @@ StreamActivity::Slot* StreamActivity::FindOrClaimLocked(uint64_t id) {
 }
 
 void StreamActivity::Note(uint64_t id, Clock::time_point now) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Slot* s = FindOrClaimLocked(id);
   // Reads of an ended stream that were sent before its last one arrive late: they do not
   // bring it back within the horizon.
@@ -29,14 +29,14 @@ void StreamActivity::Note(uint64_t id, Clock::time_point now) {
 }
 
 void StreamActivity::End(uint64_t id, Clock::time_point now) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Slot* s = FindOrClaimLocked(id);
   s->ended = true;
   s->last = std::max(s->last, now);
 }
 
 size_t StreamActivity::Active(Clock::time_point now) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return static_cast<size_t>(std::count_if(slots_.begin(), slots_.end(), [&](const Slot& s) {
     return s.used && !s.ended && s.last + horizon_ >= now;  // noted after `now` counts too
   }));

@@ -19,7 +19,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
+
+#include "base/mutex.h"
 
 namespace ctfs::fs {
 
@@ -51,10 +52,10 @@ class StreamActivity {
     bool ended = false;
   };
   // FindOrClaimLocked returns `id`'s slot, else claims a free or the least recently touched.
-  Slot* FindOrClaimLocked(uint64_t id);  // REQUIRES(mu_)
+  Slot* FindOrClaimLocked(uint64_t id) CTFS_REQUIRES(mu_);
   const Clock::duration horizon_;
-  mutable std::mutex mu_;
-  std::array<Slot, kSlots> slots_{};  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::array<Slot, kSlots> slots_ CTFS_GUARDED_BY(mu_){};
 };
 
 }  // namespace ctfs::fs

@@ -15,10 +15,10 @@ WorkerPool::WorkerPool(size_t threads) {
 
 WorkerPool::~WorkerPool() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   for (std::thread& t : threads_) t.join();
 }
 
@@ -26,8 +26,8 @@ void WorkerPool::Run() {
   for (;;) {
     std::function<void()> job;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      MutexLock lock(mu_);
+      while (!stop_ && queue_.empty()) cv_.Wait(mu_);
       if (queue_.empty()) return;  // stop_ and drained
       job = std::move(queue_.front());
       queue_.pop_front();
@@ -74,13 +74,15 @@ void WorkerPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
     }
   };
   const size_t helpers = std::min(threads_.size(), n - 1);
-  try {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (size_t i = 0; i < helpers; ++i) queue_.push_back(work);
-  } catch (const std::bad_alloc&) {
-    // Fewer helpers: the caller does the rest.
+  {
+    MutexLock lock(mu_);
+    try {
+      for (size_t i = 0; i < helpers; ++i) queue_.push_back(work);
+    } catch (const std::bad_alloc&) {
+      // Fewer helpers: the caller does the rest.
+    }
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   work();
   std::unique_lock<std::mutex> lock(state->mu);
   state->cv.wait(lock, [&] { return state->done == n; });

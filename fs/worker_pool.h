@@ -4,13 +4,13 @@
 #ifndef CTFS_FS_WORKER_POOL_H_
 #define CTFS_FS_WORKER_POOL_H_
 
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "base/mutex.h"
 
 namespace ctfs::fs {
 
@@ -29,10 +29,10 @@ class WorkerPool {
 
  private:
   void Run();
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;  // GUARDED_BY(mu_)
-  bool stop_ = false;                        // GUARDED_BY(mu_)
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<std::function<void()>> queue_ CTFS_GUARDED_BY(mu_);
+  bool stop_ CTFS_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
 
