@@ -278,6 +278,8 @@ def test_daemon_key_hygiene(mounter, keys, small_model, tmp_path, mode):
     assert M.wait_until(lambda: not M.alive(pid), 10)
     log = m.log.read_text()
     assert "keys wiped: 0 secret bytes left in memory" in log, log[-2000:]
+    n_files = len(M.files_of(small_model.enc))
+    assert f"({n_files} files)" in log, f"the mount log miscounts {n_files} files: {log[:2000]}"
     # No key material in the log, in any of the encodings it exists in.
     for k in json.loads(keys.reader.read_text())["keys"]:
         for member in ("k", "d"):
