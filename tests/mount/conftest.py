@@ -53,6 +53,11 @@ def pytest_terminal_summary(terminalreporter):
                                     yellow=True)
     if EXTRA_MOUNT_ARGS:
         terminalreporter.write_line(f"tests/mount: every mount ran with {EXTRA_MOUNT_ARGS}")
+    if M.FAULT_MATRIX:
+        terminalreporter.write_line("tests/mount: fault matrix (faults injected under the "
+                                    "daemon's reads; ok/failed: reads right / EIO or SIGBUS)")
+        for line in M.FAULT_MATRIX:
+            terminalreporter.write_line("  " + line)
 
 
 def fuse_problem():

@@ -31,6 +31,7 @@ PROBE = Path(__file__).resolve().parent / "probe.py"
 FSTYPE = "fuse.ctfs"
 CHUNK = 65521           # ~64 KiB and prime: chunk boundaries never fall on page boundaries
 PAGE = os.sysconf("SC_PAGE_SIZE")
+FAULT_MATRIX = []       # lines of the fault matrix (test_mount_faults.py), shown in the summary
 
 # Exit codes of the CLI contract (cmd/exit_codes.h).
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INVALID, EXIT_AUTH, EXIT_NOT_FOUND = 0, 1, 2, 3, 4, 5
