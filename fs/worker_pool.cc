@@ -68,7 +68,10 @@ void WorkerPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
     }
     if (mine > 0) {
       std::lock_guard<std::mutex> lock(state->mu);
-      if (error && !state->error) state->error = error;
+      // Moved, not copied, under the lock: the exception's reference count changes on this
+      // thread only before the caller can see `done == n`.
+      if (error && !state->error) state->error = std::move(error);
+      error = nullptr;
       state->done += mine;
       if (state->done == n) state->cv.notify_all();
     }
@@ -84,9 +87,13 @@ void WorkerPool::ParallelFor(size_t n, const std::function<void(size_t)>& fn) {
   }
   cv_.SignalAll();
   work();
-  std::unique_lock<std::mutex> lock(state->mu);
-  state->cv.wait(lock, [&] { return state->done == n; });
-  if (state->error) std::rethrow_exception(state->error);
+  std::exception_ptr error;
+  {
+    std::unique_lock<std::mutex> lock(state->mu);
+    state->cv.wait(lock, [&] { return state->done == n; });
+    error = std::move(state->error);  // a helper may destroy `state` any time now
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace ctfs::fs
