@@ -6,18 +6,31 @@
 // A plain (unencrypted) safetensors file is a failure (exit 3, like `decrypt` of a plain file)
 // unless --allow-plain: a deployment gate `ctfs verify DIR && deploy DIR` must not pass a model
 // that was never encrypted. Every file is still checked, so the error lists all plain files.
+// What the mount refuses (fs/source_file_class.h: an invalid *.safetensors, a plain file using
+// a reserved CryptoTensors name, a CryptoTensors header in a file of another name) fails
+// verification too, --allow-plain or not.
 #include <cstdio>
 
 #include "cmd/common.h"
 #include "cmd/exit_codes.h"
 #include "cmd/subcommands.h"
 #include "format/crypt_metadata.h"
+#include "base/random_access_file.h"
 #include "fs/encrypted_file.h"
+#include "fs/source_file_class.h"
 #include "fs/whole_file_ops.h"
 #include "keys/key_resolver.h"
 
 namespace ctfs::cmd {
 namespace {
+
+// MountWouldServe: OK unless the mount would refuse the file at `path` (named `name`).
+Status MountWouldServe(const std::string& path, const std::string& name) {
+  CTFS_ASSIGN_OR_RETURN(std::unique_ptr<PosixFile> file, PosixFile::Open(path));
+  CTFS_ASSIGN_OR_RETURN(uint64_t len, file->Size());
+  const fs::SourceFileClass c = fs::ClassifySourceFile(*file, len, name);
+  return c.kind == fs::SourceFileClass::Kind::kRefused ? c.refusal : Status::Ok();
+}
 
 // VerifyOne checks one file; `*plain` tells whether it is a plain safetensors file (valid, but
 // neither encrypted nor authenticated).
@@ -61,10 +74,17 @@ Status Verify(const VerifyArgs& args) {
   if (IsDirectory(args.path)) {
     CTFS_ASSIGN_OR_RETURN(std::vector<std::string> files, ListTree(args.path));
     for (const std::string& rel : files) {
-      if (IsSafetensorsName(rel)) paths.push_back(args.path + "/" + rel);
+      const std::string path = args.path + "/" + rel;
+      if (Status st = MountWouldServe(path, rel); !st.ok()) {
+        if (!args.quiet) std::printf("FAIL  %s\n", path.c_str());
+        return st;
+      }
+      if (IsSafetensorsName(rel)) paths.push_back(path);
     }
     if (paths.empty()) return NotFoundError(args.path + ": no *.safetensors file in it");
   } else {
+    // A file named on the command line is checked as what it claims to be.
+    if (IsSafetensorsName(args.path)) CTFS_RETURN_IF_ERROR(MountWouldServe(args.path, args.path));
     paths.push_back(args.path);
   }
   uint64_t total = 0;

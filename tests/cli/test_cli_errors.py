@@ -320,6 +320,30 @@ def test_verify_directory_lists_every_plain_file(ctfs, keys, plain, encrypted, t
     assert p.returncode == AUTH, p.stderr
 
 
+def test_verify_refuses_what_the_mount_refuses(ctfs, keys, plain, encrypted, tmp_path):
+    """A CryptoTensors file stripped of __encryption__ is 'valid plain safetensors' whose data
+    is ciphertext; one under another name is not checked as a model: --allow-plain must not
+    pass either (the mount refuses both)."""
+    h, data = read_header(encrypted)
+    del h["__metadata__"]["__encryption__"]
+    stripped = tmp_path / "stripped.safetensors"
+    write_header(stripped, h, data)
+    for extra in ([], ["--allow-plain"]):
+        p = ctfs("verify", stripped, "--key", keys / "r.jwk", *extra)
+        assert p.returncode == INVALID, (extra, p.returncode, p.stdout, p.stderr)
+        assert_one_line_error(p, "stripped.safetensors", "reserved name", "no __encryption__")
+    d = tmp_path / "model"
+    d.mkdir()
+    (d / "ok.safetensors").write_bytes(encrypted.read_bytes())
+    (d / "weights.bin").write_bytes(encrypted.read_bytes())
+    p = ctfs("verify", d, "--key", keys / "r.jwk", "--allow-plain")
+    assert p.returncode == INVALID, (p.returncode, p.stdout, p.stderr)
+    assert_one_line_error(p, "weights.bin", "not named *.safetensors")
+    (d / "weights.bin").unlink()
+    p = ctfs("verify", d, "--key", keys / "r.jwk")
+    assert p.returncode == 0, p.stderr
+
+
 @pytest.mark.parametrize("opt,bad", [("--cache-mb", "1048577"), ("--prefetch-mb", "65537"),
                                      ("--prefetch-mb", "-1"), ("--threads", "0"),
                                      ("--decrypt-threads", "257"), ("--read-ahead-kb", "x"),
