@@ -11,6 +11,7 @@
 #include "cmd/subcommands.h"
 #include "format/crypt_metadata.h"
 #include "format/plain_view.h"
+#include "format/reserved_keys.h"
 #include "fs/encrypted_file.h"
 
 namespace ctfs::cmd {
@@ -38,6 +39,8 @@ bool IsUserKey(const std::string& key) {
 void PrintJson(const std::string& path, const format::SafetensorsHeader& h,
                const format::CryptMetadata* cm) {
   std::string o = "{\"file\":" + JsonQuote(path) + ",\"encrypted\":" + (cm ? "true" : "false");
+  const auto reserved = format::ReservedKeyInUse(h);
+  o += ",\"damaged\":" + std::string(reserved && cm == nullptr ? "true" : "false");
   o += ",\"header_bytes\":" + std::to_string(h.header_len);
   o += ",\"data_bytes\":" + std::to_string(h.data_len);
   if (cm) {
@@ -77,6 +80,12 @@ void PrintText(const std::string& path, const format::SafetensorsHeader& h,
   std::printf("file:       %s\n", path.c_str());
   std::printf("format:     %s\n",
               cm ? "CryptoTensors (encrypted safetensors)" : "plain safetensors");
+  if (auto key = format::ReservedKeyInUse(h); key && cm == nullptr) {
+    std::printf("DAMAGED:    uses the reserved name %s without __encryption__ (a damaged or "
+                "stripped CryptoTensors file, whose data may be ciphertext; the mount and "
+                "verify refuse it)\n",
+                key->c_str());
+  }
   std::printf("header:     %llu bytes; data: %s\n", static_cast<unsigned long long>(h.header_len),
               HumanBytes(h.data_len).c_str());
   size_t n_enc = 0;

@@ -332,6 +332,10 @@ def test_verify_refuses_what_the_mount_refuses(ctfs, keys, plain, encrypted, tmp
         p = ctfs("verify", stripped, "--key", keys / "r.jwk", *extra)
         assert p.returncode == INVALID, (extra, p.returncode, p.stdout, p.stderr)
         assert_one_line_error(p, "stripped.safetensors", "reserved name", "no __encryption__")
+    p = ctfs("inspect", stripped)
+    assert p.returncode == 0 and "DAMAGED:" in p.stdout, p.stdout
+    assert json.loads(ctfs("inspect", "--json", stripped).stdout)["damaged"] is True
+    assert json.loads(ctfs("inspect", "--json", encrypted).stdout)["damaged"] is False
     d = tmp_path / "model"
     d.mkdir()
     (d / "ok.safetensors").write_bytes(encrypted.read_bytes())
