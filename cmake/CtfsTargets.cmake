@@ -7,7 +7,12 @@ set(CTFS_WARNINGS
     -Wnon-virtual-dtor)
 
 set(CTFS_SANITIZER_FLAGS "")
-if(CTFS_SANITIZE)
+if(CTFS_BUILD_FUZZERS)
+  # Fuzzer builds (cmake/CtfsFuzz.cmake): every library gets libFuzzer's coverage
+  # instrumentation without its main(), so the fuzzers' coverage reaches our code.
+  set(CTFS_SANITIZER_FLAGS -fsanitize=fuzzer-no-link,address,undefined
+                           -fno-sanitize-recover=all -fno-omit-frame-pointer)
+elseif(CTFS_SANITIZE)
   set(CTFS_SANITIZER_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all
                            -fno-omit-frame-pointer)
 endif()

@@ -2,32 +2,38 @@
 # SPDX-License-Identifier: Apache-2.0
 # Runs every ctfs test on a fresh Debian 12 machine: installs dependencies, builds, runs the
 # GoogleTest units (normal and AddressSanitizer+UBSan builds), the CLI tests and the Python
-# interop tests against the real `cryptotensors` and `safetensors` packages.
+# interop tests against the real `cryptotensors` and `safetensors` packages, and the libFuzzer
+# targets for a bounded time.
 # Exits non-zero if anything fails. Usage: tests/run_all.sh   (as root, or with sudo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== 1/5 dependencies"
+echo "== 1/6 dependencies"
 bash scripts/install-deps.sh
 
-echo "== 2/5 build (RelWithDebInfo) + unit tests"
+echo "== 2/6 build (RelWithDebInfo) + unit tests"
 bash scripts/build.sh build
 ctest --test-dir build --output-on-failure -L unit
 
-echo "== 3/5 build (ASan+UBSan) + unit tests"
+echo "== 3/6 build (ASan+UBSan) + unit tests"
 bash scripts/build.sh build-asan -DCTFS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -L unit
 
-echo "== 4/5 python venvs (pinned: tests/requirements.txt, tests/requirements-torch.txt)"
+echo "== 4/6 python venvs (pinned: tests/requirements.txt, tests/requirements-torch.txt)"
 bash scripts/venv.sh
 bash scripts/venv-torch.sh   # torch (CPU use of the PyPI build) + transformers, ~2.8 GB once
 export CTFS_TORCH_PYTHON="$PWD/.venv-torch/bin/python"
 
-echo "== 5/5 CLI, interop and real-mount tests (pytest)"
+echo "== 5/6 CLI, interop and real-mount tests (pytest)"
 # Real FUSE mounts need root and /dev/fuse; in CI the mount tests fail (never skip) without them.
 rc=0
 CTFS_BIN="$PWD/build/cmd/ctfs" .venv/bin/python -m pytest -q tests/cli tests/interop tests/mount || rc=$?
+
+echo "== 6/6 fuzzers (clang, ASan+UBSan; 5 min of fuzzing for all targets on 2 cores)"
+# Seeds come from tests/testdata; a crash, leak, timeout or OOM fails the run (artifacts and
+# the command that reproduces each are printed).
+bash scripts/fuzz.sh --total-seconds 300 --jobs 2 --work "${TMPDIR:-/tmp}/ctfs-fuzz-ci" || rc=1
 
 echo "== benchmark harness smoke run (tiny fixture; no timing is asserted)"
 smoke_out="${TMPDIR:-/tmp}/ctfs-bench-smoke/out"
