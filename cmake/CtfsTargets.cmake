@@ -16,7 +16,12 @@ endif()
 # ASan and TSan cannot share a binary, hence one value rather than two options.
 set(CTFS_SANITIZER_FLAGS "")
 string(TOLOWER "${CTFS_SANITIZE}" _ctfs_sanitize)
-if(NOT CTFS_SANITIZE)
+if(CTFS_BUILD_FUZZERS)
+  # Fuzzer builds (cmake/CtfsFuzz.cmake): every library gets libFuzzer's coverage
+  # instrumentation without its main(), so the fuzzers' coverage reaches our code.
+  set(CTFS_SANITIZER_FLAGS -fsanitize=fuzzer-no-link,address,undefined
+                           -fno-sanitize-recover=all -fno-omit-frame-pointer)
+elseif(NOT CTFS_SANITIZE)
   # no sanitizer
 elseif(_ctfs_sanitize STREQUAL "address" OR _ctfs_sanitize MATCHES "^(on|yes|true|y|1)$")
   set(CTFS_SANITIZER_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all

@@ -10,6 +10,7 @@ PACKAGES=(
   libfuse3-dev fuse3 libsystemd-dev libgtest-dev libgmock-dev
   python3 python3-venv python3-pip
   gocryptfs fio vmtouch
+  clang-14 libclang-rt-14-dev   # libFuzzer + sanitizer runtimes (scripts/fuzz.sh)
 )
 
 missing=()

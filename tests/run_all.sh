@@ -2,30 +2,31 @@
 # SPDX-License-Identifier: Apache-2.0
 # Runs every ctfs test on a fresh Debian 12 machine: installs dependencies, builds, runs the
 # GoogleTest units (normal, AddressSanitizer+UBSan and ThreadSanitizer builds), the CLI tests,
-# the Python interop tests against the real `cryptotensors` and `safetensors` packages, and the
-# real-mount tests (among them a revocation stress run of the ThreadSanitizer-built daemon),
-# after a lint of the include rules (tests/lint.sh).
+# the Python interop tests against the real `cryptotensors` and `safetensors` packages, the
+# real-mount tests (among them a revocation stress run of the ThreadSanitizer-built daemon and a
+# fault matrix), and the libFuzzer targets for a bounded time, after a lint of the include rules
+# (tests/lint.sh).
 # Exits non-zero if anything fails. Usage: tests/run_all.sh   (as root, or with sudo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== 0/6 include-rule lint (tests/lint.sh) and its self-test"
+echo "== 0/7 include-rule lint (tests/lint.sh) and its self-test"
 bash tests/lint.sh
 bash tests/lint.sh --self-test
 
-echo "== 1/6 dependencies"
+echo "== 1/7 dependencies"
 bash scripts/install-deps.sh
 
-echo "== 2/6 build (RelWithDebInfo) + unit tests"
+echo "== 2/7 build (RelWithDebInfo) + unit tests"
 bash scripts/build.sh build
 ctest --test-dir build --output-on-failure -L unit
 
-echo "== 3/6 build (ASan+UBSan) + unit tests"
+echo "== 3/7 build (ASan+UBSan) + unit tests"
 bash scripts/build.sh build-asan -DCTFS_SANITIZE=address -DCMAKE_BUILD_TYPE=Debug
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -L unit
 
-echo "== 4/6 build (ThreadSanitizer) + unit tests"
+echo "== 4/7 build (ThreadSanitizer) + unit tests"
 # gcc 12's TSan runtime aborts at start ("FATAL: ThreadSanitizer: unexpected memory mapping")
 # where the kernel randomizes mmap addresses with more than 28 bits (vm.mmap_rnd_bits = 32 on
 # some newer kernels); without address randomization (setarch -R) it runs. The build needs it
@@ -41,17 +42,22 @@ fi
 TSAN_OPTIONS="second_deadlock_stack=1 history_size=4" CTFS_TEST_SHRINK=1 \
   "${tsan_run[@]}" ctest --test-dir build-tsan --output-on-failure -L unit
 
-echo "== 5/6 python venvs (pinned: tests/requirements.txt, tests/requirements-torch.txt)"
+echo "== 5/7 python venvs (pinned: tests/requirements.txt, tests/requirements-torch.txt)"
 bash scripts/venv.sh
 bash scripts/venv-torch.sh   # torch (CPU use of the PyPI build) + transformers, ~2.8 GB once
 export CTFS_TORCH_PYTHON="$PWD/.venv-torch/bin/python"
 
-echo "== 6/6 CLI, interop and real-mount tests (pytest)"
+echo "== 6/7 CLI, interop and real-mount tests (pytest)"
 # Real FUSE mounts need root and /dev/fuse; in CI the mount tests fail (never skip) without them.
 # CTFS_TSAN_BIN: the TSan-built daemon of tests/mount/test_tsan_stress.py (~1 min).
 rc=0
 CTFS_BIN="$PWD/build/cmd/ctfs" CTFS_TSAN_BIN="$PWD/build-tsan/cmd/ctfs" \
   .venv/bin/python -m pytest -q tests/cli tests/interop tests/mount || rc=$?
+
+echo "== 7/7 fuzzers (clang, ASan+UBSan; 5 min of fuzzing for all targets on 2 cores)"
+# Seeds come from tests/testdata; a crash, leak, timeout or OOM fails the run (artifacts and
+# the command that reproduces each are printed).
+bash scripts/fuzz.sh --total-seconds 300 --jobs 2 --work "${TMPDIR:-/tmp}/ctfs-fuzz-ci" || rc=1
 
 echo "== benchmark harness smoke run (tiny fixture; no timing is asserted)"
 smoke_out="${TMPDIR:-/tmp}/ctfs-bench-smoke/out"

@@ -8,6 +8,40 @@
 #include "format/limits.h"
 
 namespace ctfs::format::internal {
+namespace {
+
+// DeepBracketAt returns the offset of the first '[' or '{' (outside strings) that opens a
+// container the depth check below refuses (the parser reports the nesting of a container's
+// start as the number of containers around it: the (kMaxJsonDepth + 2)-th level is the first
+// one over), or npos. This runs before the parser because the parser's callback only records
+// the failure: the parser builds the whole nesting anyway, tens of bytes of DOM per level, so
+// a header of 100 MB of '[' (within kMaxHeaderBytes) would cost gigabytes and minutes before
+// being refused. For valid JSON the count is exact, so nothing the parser accepts is refused.
+size_t DeepBracketAt(std::string_view text) {
+  size_t open = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character cannot end the string
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++open > kMaxJsonDepth + 1) return i;
+    } else if ((c == ']' || c == '}') && open > 0) {
+      --open;
+    }
+  }
+  return std::string_view::npos;
+}
+
+std::string TooDeep() { return "JSON nested deeper than " + std::to_string(kMaxJsonDepth); }
+
+}  // namespace
 
 Result<Json> ParseStrictJson(std::string_view text, std::string_view what, MemberOrder* order) {
   // nlohmann's lexer treats a NUL byte as the end of input, so "{}\0anything" would parse as
@@ -17,13 +51,17 @@ Result<Json> ParseStrictJson(std::string_view text, std::string_view what, Membe
     return InvalidArgumentError(std::string(what) + ": invalid JSON (NUL byte at offset " +
                                 std::to_string(nul) + ")");
   }
+  if (size_t deep = DeepBracketAt(text); deep != std::string_view::npos) {
+    return InvalidArgumentError(std::string(what) + ": " + TooDeep() + " (at offset " +
+                                std::to_string(deep) + ")");
+  }
   std::vector<std::set<std::string>> key_stack;
   std::string failure;
   bool in_nested = false;  // inside root[order->nested_key]
   auto callback = [&](int depth, Json::parse_event_t event, Json& parsed) -> bool {
     if (!failure.empty()) return true;
     if (static_cast<size_t>(depth) > kMaxJsonDepth) {
-      failure = "JSON nested deeper than " + std::to_string(kMaxJsonDepth);
+      failure = TooDeep();
       return true;
     }
     switch (event) {

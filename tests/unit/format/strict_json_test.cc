@@ -4,6 +4,7 @@
 #include "format/internal/strict_json.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <string>
 
@@ -76,11 +77,40 @@ TEST(StrictJsonTest, RejectsDeepNesting) {
   EXPECT_FALSE(ParseStrictJson(deep_obj, "t").ok());
 }
 
+// Found by fuzzing (a hostile header of nested brackets): the parser used to build the whole
+// nesting before the depth check's verdict counted, tens of bytes per level, so a 100 MB
+// header of '[' (allowed by kMaxHeaderBytes) took 7 GB and minutes. Now the text is refused
+// at the first bracket over the limit, before any of it is built.
+TEST(StrictJsonTest, RefusesDeepNestingBeforeBuildingIt) {
+  const std::string deep(size_t{8} << 20, '[');
+  rusage before{};
+  ASSERT_EQ(::getrusage(RUSAGE_SELF, &before), 0);
+  Result<Json> j = ParseStrictJson(deep, "t");
+  rusage after{};
+  ASSERT_EQ(::getrusage(RUSAGE_SELF, &after), 0);
+  ASSERT_FALSE(j.ok());
+  // The 18th bracket (offset 17) is the first level over kMaxJsonDepth (16, counted from 0).
+  EXPECT_TRUE(Contains(j.status(), "deeper than 16 (at offset 17)")) << j.status().message();
+  // Peak RSS (KiB) grew by far less than the ~600 MB the DOM of 8 Mi levels took.
+  EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 64 << 10);
+
+  // Brackets inside strings, escaped quotes included, are not nesting.
+  const std::string in_string = "[\"" + std::string(100, '[') + "\\\"" + std::string(100, '{') +
+                                "\"]";
+  EXPECT_TRUE(ParseStrictJson(in_string, "t").ok());
+}
+
 TEST(StrictJsonTest, AcceptsNestingWithinLimit) {
   // Root object + tensor object + shape array: the real header depth.
   EXPECT_TRUE(ParseStrictJson(R"({"t":{"shape":[1,2]}})", "t").ok());
   std::string at_limit = std::string(kMaxJsonDepth - 1, '[') + std::string(kMaxJsonDepth - 1, ']');
   EXPECT_TRUE(ParseStrictJson(at_limit, "t").ok());
+  // The exact edge: 17 nested containers pass when the innermost is empty, not with a value
+  // inside it (the value is at depth 17); 18 never pass.
+  const size_t n = kMaxJsonDepth + 1;
+  EXPECT_TRUE(ParseStrictJson(std::string(n, '[') + std::string(n, ']'), "t").ok());
+  EXPECT_FALSE(ParseStrictJson(std::string(n, '[') + "1" + std::string(n, ']'), "t").ok());
+  EXPECT_FALSE(ParseStrictJson(std::string(n + 1, '[') + std::string(n + 1, ']'), "t").ok());
 }
 
 TEST(StrictJsonTest, RejectsInvalidJson) {
