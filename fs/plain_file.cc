@@ -40,7 +40,7 @@ std::unique_ptr<PlainFile> PlainFile::OpenPassthrough(std::unique_ptr<RandomAcce
 }
 
 Result<size_t> PlainFile::Read(uint64_t plain_off, MutableByteSpan out) const {
-  if (plain_off >= size_) return size_t{0};
+  if (plain_off >= size_ || out.empty()) return size_t{0};
   const size_t n = static_cast<size_t>(std::min<uint64_t>(out.size(), size_ - plain_off));
   out = out.first(n);
   if (!encrypted_) {

@@ -79,6 +79,13 @@ class BadFilesTest : public ServedTreeTest {
                                   "\"format\":\"pt\",\"__signature__\":\"x\""),
                           p.data),
                      "reserved name __signature__"});
+    // Unsigned and malformed: found by the open_file fuzzer; used to abort the whole scan, so
+    // --allow-bad-files could not serve the rest.
+    cases.push_back({"badplainheader.safetensors",
+                     Join(Replace(e.json, "\"format\":\"pt\"",
+                                  "\"format\":\"pt\",\"__ctfs_plain_header__\":\"!!!!\""),
+                          e.data),
+                     "__ctfs_plain_header__"});
     cases.push_back({"text.safetensors", "hello, not a model\n", "not a safetensors file"});
     cases.push_back({"empty.safetensors", "", "not a safetensors file"});
     cases.push_back({"model.bin", enc, "not named *.safetensors"});
@@ -199,6 +206,20 @@ TEST_F(BadFilesTest, EncryptedFileSwappedAfterTheMountKeepsServingTheVerifiedOne
   WriteFile(dir_.File("evil.safetensors"), plain_);
   std::filesystem::rename(dir_.File("evil.safetensors"), dir_.File("src/model.safetensors"));
   EXPECT_EQ(ReadAll(*tree, Ino(*tree, "model.safetensors"), 4096), plain_);
+}
+
+TEST_F(BadFilesTest, EmptyReadsReadNothing) {
+  // A zero-length read (the kernel sends none, a caller might) must not touch the buffer: its
+  // data() may be null (UBSan checks the memcpy in the ASan build).
+  auto tree = MakeTree({});
+  ASSERT_NE(tree, nullptr);
+  for (const char* name : {"model.safetensors", "config.json"}) {
+    auto h = tree->Open(Ino(*tree, name));
+    ASSERT_TRUE(h.ok());
+    auto n = tree->Read(*h, 0, MutableByteSpan());
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    EXPECT_EQ(*n, 0u) << name;
+  }
 }
 
 TEST_F(BadFilesTest, HandleStaysSafeAfterRevoke) {
