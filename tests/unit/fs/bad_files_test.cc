@@ -150,7 +150,8 @@ TEST_F(BadFilesTest, PlainFilesUnderOtherNamesPassThrough) {
   std::filesystem::create_directories(dir);
   WriteFile(dir + "/model.st", plain_);  // a plain safetensors file under another name
   WriteFile(dir + "/tokenizer.json", "{\"__encryption__\": \"just a word in a JSON file\"}");
-  WriteFile(dir + "/blob.bin", std::string("\x10\x00\x00\x00\x00\x00\x00\x00{}      ", 18));
+  // A valid (empty) safetensors header: N = 8, "{}" and padding.
+  WriteFile(dir + "/blob.bin", std::string("\x08\x00\x00\x00\x00\x00\x00\x00{}      ", 16));
   auto resolver = Resolver();
   auto t = ServedTree::Create(dir, resolver, {}, nullptr);
   ASSERT_TRUE(t.ok()) << t.status().ToString();
