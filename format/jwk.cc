@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // The CryptoTensors JWK dialect (cryptotensors-format.md §4.1): a single JWK or a JWK Set,
 // kty exactly "oct" or "okp", alg required and valid for the kty, key material in standard
-// padded base64 with exact lengths. Secret members (k, d) are decoded straight into
-// SecretBytes and their copies inside the parsed JSON tree are wiped before it is freed; error
-// messages name a key by kid or index, never by its bytes.
+// padded base64 with exact lengths. The document is parsed into a SecretJson (every copy the
+// parser makes lives in the SecretArena and is wiped when freed), secret members (k, d) are
+// decoded from the tree straight into SecretBytes, and error messages name a key by kid or
+// index, never by its bytes.
 #include "format/jwk.h"
 
 #include <algorithm>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "base/aead_alg.h"
@@ -19,39 +21,10 @@
 namespace ctfs::format {
 namespace {
 
-using internal::Json;
+// Key documents hold secrets in their text, so the whole tree is a SecretJson.
+using Json = internal::SecretJson;
 
 constexpr size_t kOkpKeyLen = 32;
-
-bool IsSecretMember(const std::string& key) { return key == "k" || key == "d"; }
-
-// WipeSecrets zeroes every string member named k or d in the tree (best effort: the JSON
-// lexer's own token buffer is outside our reach).
-void WipeSecrets(Json& j) {
-  if (j.is_object()) {
-    for (auto& member : j.items()) {
-      if (member.value().is_string() && IsSecretMember(member.key())) {
-        std::string& s = member.value().get_ref<std::string&>();
-        WipeMemory(s.data(), s.size());
-      } else {
-        WipeSecrets(member.value());
-      }
-    }
-  } else if (j.is_array()) {
-    for (Json& element : j) WipeSecrets(element);
-  }
-}
-
-class ScopedWipe {
- public:
-  explicit ScopedWipe(Json* j) : j_(j) {}
-  ScopedWipe(const ScopedWipe&) = delete;
-  ScopedWipe& operator=(const ScopedWipe&) = delete;
-  ~ScopedWipe() { WipeSecrets(*j_); }
-
- private:
-  Json* j_;
-};
 
 const Json* FindMember(const Json& obj, const char* key) {
   auto it = obj.find(key);
@@ -74,7 +47,9 @@ Result<std::optional<T>> DecodeKeyMember(const Json& obj, const char* key, size_
   if (v == nullptr) return std::optional<T>();
   const std::string field = where + "." + key;
   if (!v->is_string()) return InvalidArgumentError(field + ": expected a base64 string");
-  Result<T> decoded = decode(v->get_ref<const std::string&>());
+  // Decoded from the tree in place: no copy of the text outside the arena.
+  const internal::SecretString& text = v->get_ref<const internal::SecretString&>();
+  Result<T> decoded = decode(std::string_view(text.data(), text.size()));
   if (!decoded.ok()) return decoded.status().WithContext(field);
   if (decoded->size() != expected_len) {
     return InvalidArgumentError(field + ": expected " + std::to_string(expected_len) +
@@ -195,8 +170,7 @@ Jwk Jwk::Clone() const {
 }
 
 Result<std::vector<Jwk>> ParseJwkDocument(std::string_view json) {
-  CTFS_ASSIGN_OR_RETURN(Json doc, internal::ParseStrictJson(json, "JWK document"));
-  ScopedWipe wipe(&doc);
+  CTFS_ASSIGN_OR_RETURN(Json doc, internal::ParseStrictSecretJson(json, "JWK document"));
   if (!doc.is_object()) return InvalidArgumentError("JWK document: expected a JSON object");
   std::vector<Jwk> keys;
   if (doc.contains("kty")) {

@@ -31,7 +31,8 @@ struct Jwk {
 // ParseJwkDocument parses a single JWK or a JWK Set. Checks: kty is "oct"/"okp"; alg present and
 // valid for the kty (ParseAeadAlg for oct, IsEd25519AlgName for okp); oct needs k of the right
 // length; okp needs x or d, each 32 bytes. Unknown members are ignored (JWK allows extras).
-// Errors are InvalidArgument naming the key's kid/index, never key bytes.
+// Errors are InvalidArgument naming the key's kid/index, never key bytes. `json` is read in
+// place; every copy of it the parser makes lives in the SecretArena and is wiped when freed.
 Result<std::vector<Jwk>> ParseJwkDocument(std::string_view json);
 
 // SerializeJwkSet writes {"keys":[...]} with members kty, alg, kid, (jku), k | x, d. If

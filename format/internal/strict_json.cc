@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "format/internal/strict_json.h"
 
+#include <functional>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "format/internal/secret_text_iterator.h"
 #include "format/limits.h"
 
 namespace ctfs::format::internal {
@@ -41,9 +44,13 @@ size_t DeepBracketAt(std::string_view text) {
 
 std::string TooDeep() { return "JSON nested deeper than " + std::to_string(kMaxJsonDepth); }
 
-}  // namespace
-
-Result<Json> ParseStrictJson(std::string_view text, std::string_view what, MemberOrder* order) {
+// ParseStrict holds the checks of both entry points: JsonT is Json or SecretJson, [first,
+// last) the text (char or SecretChar iterators). `quote_errors`: whether a message may carry
+// the text of an exception from the parser (never for secret documents).
+template <typename JsonT, typename Iterator>
+Result<JsonT> ParseStrict(std::string_view text, Iterator first, Iterator last,
+                          std::string_view what, MemberOrder* order, bool quote_errors) {
+  using StringT = typename JsonT::string_t;
   // nlohmann's lexer treats a NUL byte as the end of input, so "{}\0anything" would parse as
   // "{}" (a polyglot). JSON never allows a raw NUL (inside strings it must be escaped), so
   // reject it up front, as serde_json does.
@@ -55,31 +62,37 @@ Result<Json> ParseStrictJson(std::string_view text, std::string_view what, Membe
     return InvalidArgumentError(std::string(what) + ": " + TooDeep() + " (at offset " +
                                 std::to_string(deep) + ")");
   }
-  std::vector<std::set<std::string>> key_stack;
+  // Member names seen per open object, in the tree's own allocator (the arena for SecretJson).
+  using KeySet = std::set<StringT, std::less<>,
+                          typename std::allocator_traits<
+                              typename JsonT::allocator_type>::template rebind_alloc<StringT>>;
+  std::vector<KeySet> key_stack;
   std::string failure;
   bool in_nested = false;  // inside root[order->nested_key]
-  auto callback = [&](int depth, Json::parse_event_t event, Json& parsed) -> bool {
+  auto callback = [&](int depth, typename JsonT::parse_event_t event, JsonT& parsed) -> bool {
     if (!failure.empty()) return true;
     if (static_cast<size_t>(depth) > kMaxJsonDepth) {
       failure = TooDeep();
       return true;
     }
     switch (event) {
-      case Json::parse_event_t::object_start:
+      case JsonT::parse_event_t::object_start:
         key_stack.emplace_back();
         break;
-      case Json::parse_event_t::object_end:
+      case JsonT::parse_event_t::object_end:
         if (!key_stack.empty()) key_stack.pop_back();
         break;
-      case Json::parse_event_t::key: {
+      case JsonT::parse_event_t::key: {
         if (key_stack.empty()) break;
-        const std::string& key = parsed.get_ref<const std::string&>();
-        if (!key_stack.back().insert(key).second) failure = "duplicate key \"" + key + "\"";
+        const StringT& key = parsed.template get_ref<const StringT&>();
+        if (!key_stack.back().insert(key).second) {
+          failure = "duplicate key \"" + std::string(key.data(), key.size()) + "\"";
+        }
         if (order != nullptr && depth == 1) {
-          order->root.push_back(key);
-          in_nested = key == order->nested_key;
+          order->root.emplace_back(key.data(), key.size());
+          in_nested = std::string_view(key.data(), key.size()) == order->nested_key;
         } else if (order != nullptr && depth == 2 && in_nested) {
-          order->nested.push_back(key);
+          order->nested.emplace_back(key.data(), key.size());
         }
         break;
       }
@@ -88,18 +101,38 @@ Result<Json> ParseStrictJson(std::string_view text, std::string_view what, Membe
     }
     return true;
   };
-  Json j;
+  JsonT j;
   try {
-    j = Json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/false);
+    j = JsonT::parse(first, last, callback, /*allow_exceptions=*/false);
   } catch (const std::exception& e) {
     // The callback path may still throw (e.g. bad_alloc, type errors); never let it escape.
-    return InvalidArgumentError(std::string(what) + ": invalid JSON (" + e.what() + ")");
+    return InvalidArgumentError(std::string(what) + ": invalid JSON" +
+                                (quote_errors ? std::string(" (") + e.what() + ")" : ""));
   }
   if (!failure.empty()) return InvalidArgumentError(std::string(what) + ": " + failure);
   if (j.is_discarded()) {
     return InvalidArgumentError(std::string(what) + ": invalid JSON or invalid UTF-8");
   }
   return j;
+}
+
+template <typename JsonT>
+Result<std::string> GetStringOf(const JsonT& v, std::string_view what) {
+  if (!v.is_string()) return InvalidArgumentError(std::string(what) + ": expected a string");
+  const auto& s = v.template get_ref<const typename JsonT::string_t&>();
+  return std::string(s.data(), s.size());
+}
+
+}  // namespace
+
+Result<Json> ParseStrictJson(std::string_view text, std::string_view what, MemberOrder* order) {
+  return ParseStrict<Json>(text, text.begin(), text.end(), what, order, /*quote_errors=*/true);
+}
+
+Result<SecretJson> ParseStrictSecretJson(std::string_view text, std::string_view what) {
+  return ParseStrict<SecretJson>(text, SecretTextIterator(text.data()),
+                                 SecretTextIterator(text.data() + text.size()), what,
+                                 /*order=*/nullptr, /*quote_errors=*/false);
 }
 
 Result<uint64_t> GetU64(const Json& v, std::string_view what) {
@@ -114,9 +147,10 @@ Result<uint64_t> GetU64(const Json& v, std::string_view what) {
   return x;
 }
 
-Result<std::string> GetString(const Json& v, std::string_view what) {
-  if (!v.is_string()) return InvalidArgumentError(std::string(what) + ": expected a string");
-  return v.get<std::string>();
+Result<std::string> GetString(const Json& v, std::string_view what) { return GetStringOf(v, what); }
+
+Result<std::string> GetString(const SecretJson& v, std::string_view what) {
+  return GetStringOf(v, what);
 }
 
 }  // namespace ctfs::format::internal

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "base/secret_arena.h"
 #include "format/base64.h"
 
 namespace ctfs::format {
@@ -99,6 +100,28 @@ TEST(JwkTest, ParsesJwkSet) {
   EXPECT_EQ((*r)[2].alg, "Ed25519");
   EXPECT_TRUE((*r)[3].x.empty());  // derived later by crypto/, not here
   EXPECT_EQ(Hex((*r)[3].d.span()), kSignDHex);
+}
+
+// The parse gives back every arena block it used for the JSON tree: what stays is exactly the
+// SecretBytes of the result (k of each oct key, d of each okp key that has one).
+TEST(JwkTest, ParseKeepsOnlyTheKeysInTheArena) {
+  const std::string doc = "{\"keys\":[" + EncJwk() + "," + SignJwk() +
+                          R"(,{"kty":"oct","alg":"aes128gcm","k":")" + Base64Encode(Bytes(16, 7)) +
+                          R"("},{"kty":"okp","alg":"ed25519","x":")" + kSignX + "\"}]}";
+  const SecretArenaStats before = SecretArena::Stats();
+  {
+    Result<std::vector<Jwk>> r = ParseJwkDocument(doc);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    const SecretArenaStats after = SecretArena::Stats();
+    EXPECT_EQ(after.live_blocks, before.live_blocks + 3);
+    EXPECT_EQ(after.live_bytes, before.live_bytes + 32 + 32 + 16);
+  }
+  for (const std::string& bad : {doc.substr(0, doc.size() - 2), doc + "}", EncJwk(R"(,"k":"AAAA")"),
+                                 EncJwk(R"(,"alg":"x")")}) {
+    EXPECT_FALSE(ParseJwkDocument(bad).ok());
+  }
+  EXPECT_EQ(SecretArena::Stats().live_blocks, before.live_blocks);
+  EXPECT_EQ(SecretArena::Stats().live_bytes, before.live_bytes);
 }
 
 TEST(JwkTest, EmptySet) {

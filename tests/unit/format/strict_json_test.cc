@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Tests of the strict JSON layer: duplicate keys at any depth, nesting depth, invalid JSON and
-// UTF-8, and the integer/string accessors that reject floats, signs and huge values.
+// UTF-8, and the integer/string accessors that reject floats, signs and huge values; the
+// secret variant (same checks, tree kept in the SecretArena).
 #include "format/internal/strict_json.h"
 
 #include <gtest/gtest.h>
@@ -8,6 +9,7 @@
 
 #include <string>
 
+#include "base/secret_arena.h"
 #include "format/limits.h"
 
 namespace ctfs::format::internal {
@@ -175,6 +177,65 @@ TEST(StrictJsonTest, GetString) {
   EXPECT_EQ(*GetString((*j)[0], "v"), "pt");
   EXPECT_FALSE(GetString((*j)[1], "v").ok());
   EXPECT_FALSE(GetString((*j)[2], "v").ok());
+}
+
+// The secret parser runs the same checks (one implementation) with the same messages.
+TEST(StrictJsonTest, SecretParserRejectsWhatThePlainOneRejects) {
+  using namespace std::string_literals;
+  for (const std::string& text :
+       {R"({"a":1,"b":2,"a":3})"s, R"({"t":{"k":"x","k":"y"}})"s,
+        std::string(200, '[') + std::string(200, ']'), "{}\0garbage"s, "{\"a\":\"\xff\"}"s,
+        "{\"\xed\xa0\x80\":1}"s, ""s, "{\"a\":}"s, "{} x"s, "{\"a\":01}"s, "[1e400]"s}) {
+    SCOPED_TRACE(text);
+    Result<Json> plain = ParseStrictJson(text, "doc");
+    Result<SecretJson> secret = ParseStrictSecretJson(text, "doc");
+    ASSERT_FALSE(plain.ok());
+    ASSERT_FALSE(secret.ok());
+    EXPECT_EQ(secret.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(secret.status().message(), plain.status().message());
+  }
+}
+
+TEST(StrictJsonTest, SecretParserReadsWhatThePlainOneReads) {
+  const std::string text =
+      R"({"k":"L+xl38kCEteXk+6Tm1mzu5JvFriVibzAsgpYX2WmAgA=","a":[1,true,null,{"b":"\u00e9\u0000"}],)"
+      R"("n":281474976710655,"s":"short"})";
+  Result<Json> plain = ParseStrictJson(text, "t");
+  Result<SecretJson> secret = ParseStrictSecretJson(text, "t");
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  ASSERT_TRUE(secret.ok()) << secret.status().ToString();
+  EXPECT_EQ(*GetString((*secret)["k"], "k"), *GetString((*plain)["k"], "k"));
+  EXPECT_EQ(*GetString((*secret)["a"][3]["b"], "b"), std::string("\xc3\xa9\0", 3));
+  EXPECT_EQ(*GetString((*secret)["s"], "s"), "short");
+  EXPECT_EQ((*secret)["n"].get<uint64_t>(), 281474976710655u);
+  EXPECT_TRUE((*secret)["a"][1].get<bool>());
+  EXPECT_TRUE((*secret)["a"][2].is_null());
+  EXPECT_FALSE(GetString((*secret)["a"], "a").ok());
+}
+
+// Every string, object node and array of a SecretJson lives in the SecretArena, and all of it
+// goes back (wiped) when the tree is destroyed, also when the parse fails half way.
+TEST(StrictJsonTest, SecretJsonTreeLivesInTheArena) {
+  const std::string key(44, 'Q');
+  const std::string text = R"({"keys":[{"kty":"oct","kid":"a","k":")" + key +
+                           R"("},{"kty":"okp","kid":"b","d":")" + key + R"("}]})";
+  const SecretArenaStats before = SecretArena::Stats();
+  {
+    Result<SecretJson> j = ParseStrictSecretJson(text, "t");
+    ASSERT_TRUE(j.ok()) << j.status().ToString();
+    const SecretArenaStats during = SecretArena::Stats();
+    // The root object and its member node, the array and its storage, 2 objects with 6
+    // member nodes and 6 string values, the 2 long strings' buffers: 20 blocks.
+    EXPECT_GE(during.live_blocks, before.live_blocks + 20);
+    EXPECT_GE(during.live_bytes, before.live_bytes + 2 * key.size());
+  }
+  EXPECT_EQ(SecretArena::Stats().live_blocks, before.live_blocks);
+  EXPECT_EQ(SecretArena::Stats().live_bytes, before.live_bytes);
+  for (const std::string& bad : {text.substr(0, text.size() / 2), text + "x", text + text}) {
+    EXPECT_FALSE(ParseStrictSecretJson(bad, "t").ok());
+    EXPECT_EQ(SecretArena::Stats().live_blocks, before.live_blocks);
+    EXPECT_EQ(SecretArena::Stats().live_bytes, before.live_bytes);
+  }
 }
 
 }  // namespace
