@@ -1,0 +1,118 @@
+// SPDX-License-Identifier: Apache-2.0
+// MountConfig: one YAML file describing one mount (README "Configuration file"), parsed into
+// plain structs. yaml-cpp is used only in config/. Every `ctfs mount` flag has a key; a key
+// left out is std::nullopt / empty here, so the command line can tell "not set" from a value
+// and override the file only where a flag was given.
+//
+// The loader rejects, with "FILE:LINE:COLUMN: message" (InvalidArgument): YAML syntax errors,
+// unknown keys (at every level), wrong types, out-of-range numbers, bad globs (base/glob.h),
+// bad times (RFC 3339 with a zone, e.g. 2027-06-30T00:00:00Z), unknown user and group names,
+// a not_before after its not_after, duplicate rule names, an empty rule list under `policy:`,
+// and key files that do not exist or cannot be read. Relative paths (source, mountpoint, key
+// files, log and audit files) are resolved against the directory of the config file.
+#ifndef CTFS_CONFIG_MOUNT_CONFIG_H_
+#define CTFS_CONFIG_MOUNT_CONFIG_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace ctfs::config {
+
+// Where a value was written (1-based; 0 = unknown), for errors found after parsing
+// (e.g. a key file that is not a JWK).
+struct SourcePos {
+  int line = 0;
+  int column = 0;
+};
+
+// One entry of `keys:`. Today only {file: PATH} (a JWK or JWK Set).
+struct KeySourceConfig {
+  std::string file;  // absolute
+  SourcePos pos;
+};
+
+// Who: every listed field must match (AND); within a list, any entry (OR). An empty list
+// matches everyone.
+struct SubjectConfig {
+  std::vector<uint32_t> uids;             // `uid:` numbers and `user:` names (resolved at load)
+  std::vector<uint32_t> gids;             // `gid:` / `group:`; primary or supplementary group
+  std::vector<std::string> exe;           // kPath globs on the executable's absolute path
+  std::vector<std::string> exe_sha256;    // 64 lowercase hex digits each
+  std::vector<std::string> comm;          // kName globs on /proc/PID/comm (a label only)
+  std::vector<std::string> cgroup;        // kPath globs; match the cgroup v2 path or an ancestor
+  std::vector<std::string> machine_id;    // 32 lowercase hex digits each
+};
+
+// What: a file matches if its path matches one of `path` (kPath globs, relative to the mount
+// root) and, if `tensor` is not empty, it holds a tensor whose name matches one of `tensor`
+// (kName globs).
+struct ObjectConfig {
+  std::vector<std::string> path;    // empty = every file
+  std::vector<std::string> tensor;  // empty = any content
+};
+
+struct RuleConfig {
+  std::string name;  // unique in the policy
+  bool allow = false;
+  SubjectConfig subject;
+  ObjectConfig object;
+  std::optional<int64_t> not_before_unix;  // the rule applies from (inclusive)
+  std::optional<int64_t> not_after_unix;   // until (exclusive)
+  SourcePos pos;                           // of the rule's mapping
+};
+
+struct PolicyConfig {
+  enum class Mode { kEnforce, kPermissive };
+  Mode mode = Mode::kEnforce;
+  std::vector<RuleConfig> rules;  // first match wins; no match denies
+};
+
+struct LogConfig {
+  std::optional<std::string> level;  // trace, debug, info, warn, error, critical, off
+  std::optional<std::string> file;   // absolute
+};
+
+struct AuditConfig {
+  std::optional<std::string> file;  // absolute; JSON lines, append-only, mode 0600
+  bool to_stderr = false;           // also write each line to stderr (journal under systemd)
+};
+
+// What decides a file's embedded `__policy__` (policy/embedded_policy.h).
+enum class EmbeddedPolicyMode { kReference, kOperator };
+
+struct MountConfig {
+  std::string path;  // the config file, as given (for messages and reload)
+  std::optional<std::string> source;
+  std::optional<std::string> mountpoint;
+  std::vector<KeySourceConfig> keys;
+  std::optional<bool> foreground;
+  std::optional<bool> quiet;
+  std::optional<size_t> cache_mb;
+  std::optional<size_t> threads;
+  std::optional<size_t> decrypt_threads;
+  std::optional<size_t> prefetch_mb;
+  std::optional<size_t> prefetch_threads;
+  std::optional<size_t> read_ahead_kb;
+  std::optional<bool> direct_io;
+  std::optional<bool> allow_other;
+  std::optional<bool> allow_bad_files;
+  LogConfig log;
+  AuditConfig audit;
+  std::optional<EmbeddedPolicyMode> embedded_policy;
+  std::optional<PolicyConfig> policy;  // absent: no policy (the mount behaves as without one)
+};
+
+// LoadMountConfig reads and parses the file at `path`.
+Result<MountConfig> LoadMountConfig(const std::string& path);
+
+// ParseMountConfig parses `yaml`; `path` names the file in errors and anchors relative paths.
+Result<MountConfig> ParseMountConfig(std::string_view yaml, const std::string& path);
+
+}  // namespace ctfs::config
+
+#endif  // CTFS_CONFIG_MOUNT_CONFIG_H_
