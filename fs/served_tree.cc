@@ -9,6 +9,7 @@ namespace ctfs::fs {
 namespace {
 
 Status RevokedError() { return PermissionDeniedError("access revoked (the mount is going away)"); }
+Status WithdrawnError() { return PermissionDeniedError("access withdrawn by the policy"); }
 
 constexpr size_t kMaxQueuedPrefetches = 64;
 
@@ -133,7 +134,7 @@ void ServedTree::StartWorkers() {
   }
 }
 
-Result<OpenHandle> ServedTree::Open(uint64_t ino) const {
+Result<OpenHandle> ServedTree::Open(uint64_t ino, std::shared_ptr<const AccessGrant> grant) const {
   if (revoked_.load()) return RevokedError();
   const TreeNode* node = tree_.Find(ino);
   if (node == nullptr) return NotFoundError("no such inode");
@@ -147,6 +148,7 @@ Result<OpenHandle> ServedTree::Open(uint64_t ino) const {
   }
   OpenHandle h;
   h.ino_ = ino;
+  h.grant_ = std::move(grant);
   if (node->kind == TreeNode::Kind::kPassthrough) {
     CTFS_ASSIGN_OR_RETURN(UniqueFd fd, tree_.OpenFile(*node));
     h.passthrough_ = PlainFile::OpenPassthrough(
@@ -159,8 +161,46 @@ Result<OpenHandle> ServedTree::Open(uint64_t ino) const {
   return h;
 }
 
+Status ServedTree::UnreadableError(const OpenHandle& handle) const {
+  if (!revoked_.load() && handle.grant_ != nullptr && handle.grant_->withdrawn()) {
+    return WithdrawnError();
+  }
+  return RevokedError();
+}
+
+std::vector<PolicyFile> ServedTree::PolicyFiles() const {
+  std::vector<PolicyFile> files;
+  ReaderLock lock(mu_);
+  for (const TreeNode& node : tree_.nodes()) {
+    if (node.kind == TreeNode::Kind::kDirectory) continue;
+    PolicyFile f;
+    f.ino = node.ino;
+    f.object.rel_path = node.rel_path;
+    const PlainFile* view = node.ino <= encrypted_.size() ? encrypted_[node.ino - 1].get() : nullptr;
+    if (view != nullptr && view->encrypted_file() != nullptr) {
+      for (const format::TensorInfo& t : view->encrypted_file()->header().tensors) {
+        f.object.tensor_names.push_back(t.name);
+      }
+    } else if (node.kind == TreeNode::Kind::kPassthrough &&
+               node.name.ends_with(".safetensors")) {
+      // A plain safetensors file (the scan validated its header): its tensor names.
+      if (auto fd = tree_.OpenFile(node); fd.ok()) {
+        PosixFile file(std::move(*fd), node.backing_path);
+        if (auto h = ReadHeaderFrom(file); h.ok()) {
+          for (const format::TensorInfo& t : h->header.tensors) {
+            f.object.tensor_names.push_back(t.name);
+          }
+        }
+      }
+    }
+    files.push_back(std::move(f));
+  }
+  return files;
+}
+
 const PlainFile* ServedTree::FileLocked(const OpenHandle& handle) const {
   if (revoked_.load()) return nullptr;
+  if (handle.grant_ != nullptr && handle.grant_->withdrawn()) return nullptr;
   if (handle.passthrough_ != nullptr) return handle.passthrough_.get();
   if (handle.ino_ == 0 || handle.ino_ > encrypted_.size()) return nullptr;
   return encrypted_[handle.ino_ - 1].get();
@@ -170,7 +210,7 @@ Status ServedTree::WithFile(const OpenHandle& handle,
                             const std::function<void(const PlainFile&)>& fn) const {
   ReaderLock lock(mu_);
   const PlainFile* f = FileLocked(handle);
-  if (f == nullptr) return RevokedError();
+  if (f == nullptr) return UnreadableError(handle);
   fn(*f);
   return Status::Ok();
 }
@@ -178,7 +218,7 @@ Status ServedTree::WithFile(const OpenHandle& handle,
 Result<size_t> ServedTree::Read(const OpenHandle& handle, uint64_t off, MutableByteSpan out) const {
   ReaderLock lock(mu_);
   const PlainFile* f = FileLocked(handle);
-  if (f == nullptr) return RevokedError();
+  if (f == nullptr) return UnreadableError(handle);
   Result<size_t> n = f->Read(off, out);
   if (n.ok() && prefetcher_ && f->encrypted()) QueueReadAhead(*f, off, *n);
   return n;
@@ -194,7 +234,7 @@ Result<bool> ServedTree::ReadSpans(const OpenHandle& handle, uint64_t off, size_
                                    ChunkSpans& out) const {
   ReaderLock lock(mu_);
   const PlainFile* f = FileLocked(handle);
-  if (f == nullptr) return RevokedError();
+  if (f == nullptr) return UnreadableError(handle);
   CTFS_ASSIGN_OR_RETURN(bool done, f->ReadSpans(off, len, out));
   if (done && prefetcher_) {
     uint64_t n = 0;

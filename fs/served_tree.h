@@ -28,6 +28,7 @@
 #include "base/mutex.h"
 #include "base/random_access_file.h"
 #include "base/result.h"
+#include "fs/access_control.h"
 #include "fs/chunk_cache.h"
 #include "fs/model_tree.h"
 #include "fs/plain_file.h"
@@ -78,6 +79,9 @@ class OpenHandle {
   OpenHandle() = default;
   uint64_t ino_ = 0;
   std::unique_ptr<PlainFile> passthrough_;  // passthrough files: one per open
+  // What the access policy granted this open (null: no policy was asked). Once withdrawn,
+  // reads fail with PermissionDenied.
+  std::shared_ptr<const AccessGrant> grant_;
 };
 
 class ServedTree {
@@ -102,7 +106,14 @@ class ServedTree {
   // file's own error (e.g. DataLoss for a bad signature) for a file that failed to open or
   // was refused; for a passthrough file, DataLoss if it changed since the mount (NotFound if
   // it is gone).
-  Result<OpenHandle> Open(uint64_t ino) const;
+  // `grant`: the access policy's grant for this open (fs/access_control.h), kept with the
+  // handle: once it is withdrawn, reads through the handle are PermissionDenied.
+  Result<OpenHandle> Open(uint64_t ino,
+                          std::shared_ptr<const AccessGrant> grant = nullptr) const;
+
+  // PolicyFiles: every served regular file as the access policy sees it (relative path and,
+  // for safetensors files that can be read, the tensor names), by inode.
+  std::vector<PolicyFile> PolicyFiles() const;
 
   // Read reads from an open handle into `out`; returns the byte count (short at EOF).
   // PermissionDenied after Revoke(). A read that continues a sequential pattern queues the
@@ -132,7 +143,9 @@ class ServedTree {
   ServedTree() = default;
   void QueueReadAhead(const PlainFile& file, uint64_t off, uint64_t len) const
       CTFS_REQUIRES_SHARED(mu_);
-  // FileLocked: the file `handle` reads; nullptr after Revoke().
+  // UnreadableError: why FileLocked gave nullptr (revoked, or the grant was withdrawn).
+  Status UnreadableError(const OpenHandle& handle) const;
+  // FileLocked: the file `handle` reads; nullptr after Revoke() or once its grant is withdrawn.
   const PlainFile* FileLocked(const OpenHandle& handle) const CTFS_REQUIRES_SHARED(mu_);
   // WrapFile applies options_.wrap_file.
   std::unique_ptr<RandomAccessFile> WrapFile(std::unique_ptr<RandomAccessFile> file) const;

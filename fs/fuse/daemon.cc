@@ -9,7 +9,11 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <ctime>
+#include <optional>
+#include <utility>
 #include <cerrno>
 #include <chrono>
 #include <fstream>
@@ -18,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/mutex.h"
 #include "fs/fuse/ops.h"
 
 namespace ctfs::fs {
@@ -39,17 +44,30 @@ void OnTerminate(int) {
   }
 }
 
+// SIGHUP when it reloads the policy: the revoker thread passes it on.
+void OnHangup(int) {
+  const int fd = g_signal_pipe_write.load();
+  if (fd >= 0) {
+    const int saved_errno = errno;
+    const char c = 'h';
+    (void)!::write(fd, &c, 1);
+    errno = saved_errno;
+  }
+}
+
 void OnWake(int) {}  // only interrupts the loop's sem_wait
 
 struct SignalSetup {
   struct sigaction old_term = {}, old_int = {}, old_hup = {}, old_quit = {}, old_usr2 = {};
-  void Install() {
+  void Install(bool hup_reloads) {
     struct sigaction sa = {};
     sa.sa_handler = OnTerminate;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, &old_term);
     sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGHUP, &sa, &old_hup);
+    struct sigaction hup = sa;
+    if (hup_reloads) hup.sa_handler = OnHangup;
+    sigaction(SIGHUP, &hup, &old_hup);
     sigaction(SIGQUIT, &sa, &old_quit);  // its default would end the daemon without revoking
     struct sigaction wake = {};
     wake.sa_handler = OnWake;  // no SA_RESTART: interrupts sem_wait
@@ -116,6 +134,87 @@ void InvalidateAll(fuse_session* se, const ModelTree& tree) {
   spdlog::info("revocation: invalidated the page cache of {} file(s)", done);
 }
 
+// PolicyThread: while the mount runs, re-decides the live opens when a rule's window opens or
+// closes and on SIGHUP (reload), invalidating the page cache of every inode taken away; also
+// flushes the audit log's coalesced counts once a second. Runs beside the FUSE loop (an
+// invalidation waits for reads of that inode in flight, which the loop must answer).
+class PolicyThread {
+ public:
+  PolicyThread(fuse_session* se, const DaemonOptions& options) : se_(se), options_(options) {
+    if (options_.access != nullptr) thread_ = std::thread([this] { Run(); });
+  }
+  ~PolicyThread() { Stop(); }
+  void RequestReload() {
+    MutexLock lock(mu_);
+    reload_ = true;
+    cv_.SignalAll();
+  }
+  void Stop() {
+    {
+      MutexLock lock(mu_);
+      stop_ = true;
+      cv_.SignalAll();
+    }
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Run() {
+    AccessControl& access = *options_.access;
+    std::optional<int64_t> next = access.NextTransition();
+    for (;;) {
+      bool reload = false;
+      {
+        MutexLock lock(mu_);
+        // Wake once a second (audit counts), or at the next transition if sooner.
+        auto wait = std::chrono::milliseconds(1000);
+        if (next) {
+          const auto until = std::chrono::system_clock::from_time_t(static_cast<time_t>(*next));
+          const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+              until - std::chrono::system_clock::now());
+          wait = std::clamp(left, std::chrono::milliseconds(0), wait);
+        }
+        while (!stop_ && !reload_) {
+          if (!cv_.WaitFor(mu_, wait)) break;
+        }
+        if (stop_) return;
+        reload = std::exchange(reload_, false);
+      }
+      std::vector<uint64_t> inos;
+      const int64_t now = static_cast<int64_t>(std::time(nullptr));
+      if (reload) {
+        auto fresh = options_.reload();
+        if (fresh.ok()) {
+          spdlog::info("SIGHUP: policy reloaded");
+          inos = access.Replace(std::move(*fresh));
+        } else {
+          spdlog::error("SIGHUP: reload rejected, the current policy stays: {}",
+                        fresh.status().message());
+          access.Audit("reload", "rejected, the current policy stays: " + fresh.status().message());
+        }
+        next = access.NextTransition();
+      } else if (next && *next <= now) {
+        inos = access.Reevaluate(now, "window");
+        next = access.NextTransition();
+      }
+      if (!inos.empty()) {
+        spdlog::info("policy {}: invalidating the page cache of {} file(s)",
+                     reload ? "reload" : "window", inos.size());
+      }
+      for (uint64_t ino : inos) (void)fuse_lowlevel_notify_inval_inode(se_, ino, 0, 0);
+      access.Flush();
+    }
+  }
+
+  fuse_session* se_;
+  const DaemonOptions& options_;
+  Mutex mu_;
+  CondVar cv_;
+  bool stop_ CTFS_GUARDED_BY(mu_) = false;
+  bool reload_ CTFS_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
 }  // namespace
 
 Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
@@ -129,7 +228,7 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
   for (std::string& s : arg_strings) argv.push_back(s.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
 
-  OpsContext ctx{&tree};
+  OpsContext ctx{&tree, options.access};
   fuse_lowlevel_ops ops = MakeOperations();
   fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), &ctx);
   fuse_opt_free_args(&args);
@@ -157,7 +256,7 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
   }
   g_signal_pipe_write.store(pipe_fds[1]);
   SignalSetup signals;
-  signals.Install();
+  signals.Install(static_cast<bool>(options.reload) && options.access != nullptr);
   // The kernel sets the mount's readahead from our INIT reply, so it can only be raised once
   // INIT is done: a statvfs() of the mountpoint returns only after that (and after the loop
   // answered it), and only then is the mount reported ready.
@@ -176,16 +275,22 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
 
   std::atomic<bool> loop_done{false};
   const pthread_t loop_thread = pthread_self();
+  PolicyThread policy_thread(se, options);
   std::thread revoker([&] {
     char c = 0;
     for (;;) {
       ssize_t n = ::read(pipe_fds[0], &c, 1);
+      if (n == 1 && c == 'h') {  // SIGHUP with a reloadable policy
+        policy_thread.RequestReload();
+        continue;
+      }
       if (n == 1) break;
       if (n < 0 && errno == EINTR) continue;
       return;
     }
     if (c != 't') return;  // 'q': the loop ended by itself (unmounted)
     spdlog::info("signal received: revoking access");
+    if (options.access != nullptr) options.access->Audit("revoke", "signal received: revoking access");
     tree.Revoke();
     InvalidateAll(se, tree.tree());
     fuse_session_exit(se);
@@ -205,6 +310,7 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
   const char q = 'q';
   (void)!::write(pipe_fds[1], &q, 1);
   revoker.join();
+  policy_thread.Stop();
 
   const ChunkCache& cache = tree.cache();
   spdlog::info(

@@ -5,7 +5,7 @@
 // Lifecycle (RunDaemon):
 //   mount ("ro,nodev,nosuid,default_permissions,fsname=ctfs:<pid>,subtype=ctfs") -> raise the
 //   mount's readahead -> report readiness -> loop until unmounted (fusermount3 -u, ctfs umount)
-//   or a signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT) -> revoke: deny, invalidate the kernel page
+//   or a signal (SIGTERM, SIGINT, SIGQUIT; SIGHUP unless it reloads the policy) -> revoke: deny, invalidate the kernel page
 //   cache of every inode handed out (mapped pages included: their next touch gets SIGBUS), wipe
 //   keys and cached plaintext -> lazy unmount -> return 0.
 // This header has no libfuse types, so cmd/ can call it.
@@ -16,7 +16,9 @@
 #include <memory>
 #include <string>
 
+#include "base/result.h"
 #include "base/status.h"
+#include "fs/access_control.h"
 #include "fs/served_tree.h"
 
 namespace ctfs::fs {
@@ -26,6 +28,14 @@ struct DaemonOptions {
   bool allow_other = false;     // let other users read (needs user_allow_other if not root)
   size_t fuse_threads = 16;     // max threads of the FUSE loop
   size_t read_ahead_kb = 4096;  // bdi readahead of the mount (0 = leave the kernel default)
+  // The access policy and audit log asked at every open (null: none). While the mount runs, a
+  // policy thread re-decides live opens when a rule's window opens or closes, and invalidates
+  // the page cache of the files taken away (AccessControl::Reevaluate).
+  AccessControl* access = nullptr;
+  // reload: what SIGHUP does when set: read the policy again; a valid one replaces the current
+  // policy at once (same invalidation), an error is logged and audited and the old policy
+  // stays. Unset: SIGHUP revokes and unmounts, as a terminal hangup would.
+  std::function<Result<std::shared_ptr<const policy::AccessPolicy>>()> reload;
 };
 
 // MountAndServe mounts `tree` and serves it until unmount or signal, then revokes. `ready`

@@ -107,13 +107,28 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
       return (void)fuse_reply_err(req, EROFS);
     }
-    ServedTree& tree = Tree(req);
+    auto* ops_ctx = static_cast<OpsContext*>(fuse_req_userdata(req));
+    ServedTree& tree = *ops_ctx->tree;
     const TreeNode* n = tree.tree().Find(ino);
     const fuse_ctx* ctx = fuse_req_ctx(req);
-    auto h = tree.Open(ino);
+    const CallerId caller{static_cast<uint32_t>(ctx->uid), static_cast<uint32_t>(ctx->gid),
+                          static_cast<int32_t>(ctx->pid)};
+    // The access policy decides first (root callers included); the file may still refuse.
+    std::shared_ptr<const AccessGrant> grant;
+    if (ops_ctx->access != nullptr && n != nullptr && n->kind != TreeNode::Kind::kDirectory) {
+      auto decided = ops_ctx->access->CheckOpen(caller, ino);
+      if (!decided.ok()) {
+        spdlog::warn("open denied by policy: {}: {} (uid {} pid {})", n->rel_path,
+                     decided.status().message(), ctx->uid, ctx->pid);
+        return (void)fuse_reply_err(req, EACCES);
+      }
+      grant = std::move(*decided);
+    }
+    auto h = tree.Open(ino, std::move(grant));
     if (!h.ok()) {
       spdlog::warn("open denied: {}: {} (uid {} pid {})", n ? n->rel_path : "?",
                    h.status().message(), ctx->uid, ctx->pid);
+      if (ops_ctx->access != nullptr) ops_ctx->access->AuditRefusal(caller, ino, h.status().message());
       return (void)fuse_reply_err(req, ErrnoFor(h.status()));
     }
     spdlog::info("open {} (uid {} pid {})", n->rel_path, ctx->uid, ctx->pid);

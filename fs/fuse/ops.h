@@ -13,6 +13,7 @@ namespace ctfs::fs {
 // OpsContext is the userdata of the session.
 struct OpsContext {
   ServedTree* tree = nullptr;
+  AccessControl* access = nullptr;  // null: no policy, no audit (file modes decide)
 };
 
 // MakeOperations returns the operations table (the AssignOperations of the style guide).
