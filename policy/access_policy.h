@@ -9,7 +9,7 @@
 // if any entry does), its object matches the file (FileObject: path glob, and a tensor glob
 // matching at least one tensor name if the rule lists tensor globs), and now is in
 // [not_before, not_after). In permissive mode every decision is an allow, but the decision the
-// rules made is reported (would_deny) so that a rollout can be audited first.
+// rules made is reported (rules_allow) so that a rollout can be audited first.
 //
 // Cost: objects are static, so Compile matches every rule's object against every file once;
 // Decide tries only the rules whose object matched that file, and does no allocation when the

@@ -29,7 +29,9 @@ CallerId Self() {
 }
 
 TEST(CallerReaderTest, DescribesTheCallingThread) {
-  CallerReader reader({.machine_id = "0123456789abcdef0123456789abcdef"});
+  CallerReader::Options opt;
+  opt.machine_id = "0123456789abcdef0123456789abcdef";
+  CallerReader reader(opt);
   auto s = reader.Read(Self(), /*hash_exe=*/true);
   ASSERT_TRUE(s.ok()) << s.status().message();
   char exe[4096];
@@ -98,7 +100,9 @@ TEST(CallerReaderTest, AProcWithoutACgroupV2LineIsDenied) {
   std::ofstream(task + "/cgroup") << "1:cpu:/\n";
   ASSERT_EQ(::symlink("/bin/true", (task + "/exe").c_str()), 0);
   std::ofstream(task + "/stat") << "42 (x) S\n";
-  CallerReader reader({.proc_root = dir.path()});
+  CallerReader::Options opt;
+  opt.proc_root = dir.path();
+  CallerReader reader(opt);
   auto s = reader.Read({0, 0, 42}, false);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("no cgroup v2"), std::string::npos);
