@@ -235,7 +235,9 @@ class Parser {
   // `default allow (:=|=) B` to the end of the line.
   std::optional<EmbeddedDecision> ParseDefault(Rule& r) {
     Advance();
-    if (!IsIdent("allow")) return Unsupported("a default rule other than `default allow := <bool>`");
+    if (!IsIdent("allow")) {
+      return Unsupported("a default rule other than `default allow := <bool>`");
+    }
     Advance();
     if (cur_.kind != Tok::kAssign && cur_.kind != Tok::kEq) {
       return Unsupported("expected `default allow := true|false`");
@@ -252,6 +254,10 @@ class Parser {
   std::optional<EmbeddedDecision> ParseAllow(Rule& r) {
     if (!IsIdent("allow")) return Unsupported("a rule other than `allow` or `default allow`");
     Advance();
+    if (cur_.kind == Tok::kLBrace) {  // regorus 0.4 parses Rego v1 only
+      return Deny(QuoteLine(text_, cur_.line) +
+                  ": a rule body without `if` (pre-v1 Rego) is a syntax error to the reference");
+    }
     bool has_value = false;
     if (cur_.kind == Tok::kAssign || cur_.kind == Tok::kEq) {
       Advance();

@@ -102,6 +102,9 @@ constexpr Case kCases[] = {
     {"package model\nallow if {\r\n true\r\n}\r\n", V::kAllow},
     {"package    model\t\nallow\t:=\ttrue", V::kAllow},
     {"package model\nallow = false\n", V::kDeny},
+    // Pre-v1 syntax: a parse error to the reference.
+    {"package model\nallow { true }", V::kDeny},
+    {"package model\nimport future.keywords.if\nallow { true }", V::kDeny},
     // No data.model.allow: undefined, the reference refuses.
     {"package model", V::kDeny},
     {"package model\n\n\n", V::kDeny},
@@ -112,7 +115,6 @@ constexpr Case kCases[] = {
     // Outside the subset: refused whatever the reference says.
     {"", V::kUnsupported},
     {"# only comment", V::kUnsupported},
-    {"package model\nallow { true }", V::kUnsupported},  // old syntax: a parse error there
     {"package model\nallow = 1", V::kUnsupported},
     {"package model\nallow = \"true\"", V::kUnsupported},
     {"package model\nallow = null", V::kUnsupported},
@@ -165,8 +167,8 @@ constexpr Case kCases[] = {
 TEST(EmbeddedPolicy, DecidesEveryCaseOfTheTable) {
   for (const Case& c : kCases) {
     EmbeddedDecision d = DecideEmbeddedPolicy(c.text);
-    EXPECT_EQ(VerdictName(d.verdict), VerdictName(c.verdict)) << "module: " << c.text
-                                                              << "\nreason: " << d.reason;
+    EXPECT_EQ(VerdictName(d.verdict), VerdictName(c.verdict))
+        << "module: " << c.text << "\nreason: " << d.reason;
     EXPECT_EQ(d.reason.empty(), d.verdict == V::kAllow) << c.text;
     Status s = EvaluateEmbeddedPolicy(c.text);
     if (c.verdict == V::kAllow) {
@@ -191,8 +193,8 @@ TEST(EmbeddedPolicy, ReasonsQuoteTheLine) {
             "line 3: \"allow := false\" makes data.model.allow false");
   EXPECT_EQ(DecideEmbeddedPolicy("package model\ndefault allow := false").reason,
             "line 2: \"default allow := false\" and no other rule holds");
-  const std::string conflict = DecideEmbeddedPolicy("package model\nallow = true\nallow = false")
-                                   .reason;
+  const std::string conflict =
+      DecideEmbeddedPolicy("package model\nallow = true\nallow = false").reason;
   EXPECT_NE(conflict.find("conflict"), std::string::npos) << conflict;
   EXPECT_NE(conflict.find("line 3: \"allow = false\""), std::string::npos) << conflict;
   EXPECT_NE(DecideEmbeddedPolicy("package cryptotensors\nallow = true")
