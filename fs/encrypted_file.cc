@@ -50,13 +50,15 @@ Result<HeaderAndFd> ReadHeader(const std::string& path) {
 }
 
 Result<std::unique_ptr<EncryptedFile>> EncryptedFile::Open(const std::string& path,
-                                                           const keys::KeyResolver& keys) {
+                                                           const keys::KeyResolver& keys,
+                                                           const EncryptedFileOptions& options) {
   CTFS_ASSIGN_OR_RETURN(std::unique_ptr<PosixFile> file, PosixFile::Open(path));
-  return Open(std::move(file), keys);
+  return Open(std::move(file), keys, options);
 }
 
 Result<std::unique_ptr<EncryptedFile>> EncryptedFile::Open(std::unique_ptr<RandomAccessFile> file,
-                                                           const keys::KeyResolver& keys) {
+                                                           const keys::KeyResolver& keys,
+                                                           const EncryptedFileOptions& options) {
   const std::string path = file->path();
   CTFS_ASSIGN_OR_RETURN(HeaderAndPrefix hf, ReadHeaderFrom(*file));
   if (!format::IsEncrypted(hf.header)) {
@@ -100,8 +102,10 @@ Result<std::unique_ptr<EncryptedFile>> EncryptedFile::Open(std::unique_ptr<Rando
   }
 
   // 3. Embedded policy.
-  Status pol = policy::EvaluateEmbeddedPolicy(f->crypt_.policy.local);
-  if (!pol.ok()) return pol.WithContext(path);
+  policy::EmbeddedPolicyOutcome pol =
+      policy::ApplyEmbeddedPolicy(f->crypt_.policy.local, options.embedded_policy_operator);
+  if (!pol.status.ok()) return pol.status.WithContext(path);
+  if (pol.overridden) f->embedded_policy_override_ = std::move(pol.note);
 
   // 4. Data keys.
   const size_t n = f->header_.tensors.size();

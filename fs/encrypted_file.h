@@ -53,22 +53,35 @@ struct HeaderAndFd {
 };
 Result<HeaderAndFd> ReadHeader(const std::string& path);
 
+// EncryptedFileOptions: how EncryptedFile::Open decides.
+struct EncryptedFileOptions {
+  // The operator's rules decide instead of the file's embedded policy (config
+  // `embedded_policy: operator`): a refusal by that policy is overridden, and kept in
+  // EncryptedFile::embedded_policy_override() for the caller to log.
+  bool embedded_policy_operator = false;
+};
+
 class EncryptedFile {
  public:
   // Open a CryptoTensors file; every later read goes through `file`. FailedPrecondition if it
   // is a plain safetensors file. Errors are prefixed with the path; key lookup failures are
   // NotFound, bad signature / wrong key / tampered header are DataLoss, a denying policy is
-  // PermissionDenied.
+  // PermissionDenied (policy/embedded_policy.h), unless `options` says the operator decides.
   static Result<std::unique_ptr<EncryptedFile>> Open(std::unique_ptr<RandomAccessFile> file,
-                                                     const keys::KeyResolver& keys);
+                                                     const keys::KeyResolver& keys,
+                                                     const EncryptedFileOptions& options = {});
   // Open the file at `path` (symlinks followed: for files named on the command line).
   static Result<std::unique_ptr<EncryptedFile>> Open(const std::string& path,
-                                                     const keys::KeyResolver& keys);
+                                                     const keys::KeyResolver& keys,
+                                                     const EncryptedFileOptions& options = {});
 
   const std::string& path() const { return path_; }
   const format::SafetensorsHeader& header() const { return header_; }
   const format::CryptMetadata& crypt() const { return crypt_; }
   AeadAlg alg() const { return alg_; }
+  // Why the embedded policy would have refused this file, if Open overrode it (operator mode;
+  // the module's first line quoted); "" if it allowed or was not overridden.
+  const std::string& embedded_policy_override() const { return embedded_policy_override_; }
 
   // The plain view: prefix bytes (u64 N' + header JSON + padding) and total plain file size.
   const Bytes& plain_prefix() const { return plain_prefix_; }
@@ -153,6 +166,7 @@ class EncryptedFile {
   Result<ByteSpan> ReadDirect(uint64_t cipher_off, uint64_t len) const;
 
   std::string path_;
+  std::string embedded_policy_override_;
   std::unique_ptr<RandomAccessFile> file_;
   std::unique_ptr<DirectReader> direct_;  // set by EnableDirectReads
   format::SafetensorsHeader header_;

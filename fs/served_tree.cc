@@ -74,7 +74,8 @@ Result<std::unique_ptr<ServedTree>> ServedTree::Create(const std::string& source
       continue;
     }
     auto f = EncryptedFile::Open(
-        t->WrapFile(std::make_unique<PosixFile>(std::move(*fd), node.backing_path)), keys);
+        t->WrapFile(std::make_unique<PosixFile>(std::move(*fd), node.backing_path)), keys,
+        {.embedded_policy_operator = options.embedded_policy_operator});
     if (!f.ok()) {
       refuse(node, f.status());
       continue;
@@ -82,6 +83,9 @@ Result<std::unique_ptr<ServedTree>> ServedTree::Create(const std::string& source
     if ((*f)->plain_file_len() != node.size) {
       refuse(node, DataLossError(node.backing_path + ": changed during the scan"));
       continue;
+    }
+    if (!(*f)->embedded_policy_override().empty() && warnings != nullptr) {
+      warnings->push_back(node.backing_path + ": " + (*f)->embedded_policy_override());
     }
     // Direct reads serve decrypt-ahead runs only: without decrypt-ahead they would just take
     // kernel readahead away from the reader's own reads.

@@ -52,6 +52,9 @@ struct ServeOptions {
   size_t prefetch_run_bytes = 4u << 20;  // chunks decrypted ahead are read in runs this long
   bool direct_io = true;         // decrypt ahead from O_DIRECT reads (needs prefetch and a cache)
   bool allow_bad_files = false;  // serve the rest if some files are refused or fail to open
+  // Config `embedded_policy: operator`: files open whatever their embedded policy says
+  // (policy/embedded_policy.h); each one it would refuse gets one line in `warnings`.
+  bool embedded_policy_operator = false;
   // The I/O seam (fault injection in tests): if set, every backing file the tree reads (encrypted
   // files from mount time, passthrough files at each open) is read through what this returns
   // for it.
