@@ -83,7 +83,7 @@ TEST_F(MountConfigTest, EveryTopLevelKey) {
   EXPECT_EQ(c.keys[0].file, key_);
   EXPECT_EQ(c.keys[1].file, key_);  // relative: against the config's directory
   EXPECT_EQ(c.keys[1].pos.line, 3);
-  EXPECT_EQ(c.keys[1].pos.column, static_cast<int>(key_.size()) + 23);
+  EXPECT_EQ(c.keys[1].pos.column, static_cast<int>(key_.size()) + 25);
   EXPECT_EQ(c.foreground, true);
   EXPECT_EQ(c.quiet, false);
   EXPECT_EQ(c.cache_mb, 512u);
@@ -204,7 +204,7 @@ TEST_F(MountConfigTest, UserAndGroupNames) {
   EXPECT_EQ(r->policy->rules[0].subject.gids, (std::vector<uint32_t>{0}));
   EXPECT_ERROR_AT("policy:\n  rules:\n    - name: a\n      decision: allow\n"
                   "      subject: {user: [root, ctfs-no-such-user]}\n",
-                  5, 29, "unknown user \"ctfs-no-such-user\"");
+                  5, 30, "unknown user \"ctfs-no-such-user\"");
   EXPECT_ERROR_AT("policy:\n  rules:\n    - name: a\n      decision: allow\n"
                   "      subject:\n        group: ctfs-no-such-group\n",
                   6, 16, "unknown group \"ctfs-no-such-group\"");
@@ -216,7 +216,8 @@ TEST_F(MountConfigTest, UserAndGroupNames) {
 
 TEST_F(MountConfigTest, SyntaxErrors) {
   EXPECT_ERROR_AT("source: [a,\nmountpoint: b\n", 3, 1, "YAML syntax error");
-  EXPECT_ERROR_AT("source: \"unterminated\n", 2, 1, "YAML syntax error");
+  EXPECT_ERROR_AT("source: a: b\n", 1, 10, "YAML syntax error: illegal map value");
+  EXPECT_ERROR_AT("log:\n  - a\n b: c\n", 3, 2, "YAML syntax error");
   EXPECT_ERROR_AT("a: b\n---\nc: d\n", 3, 1, "more than one YAML document");
   EXPECT_ERROR_AT("", 1, 1, "empty");
   EXPECT_ERROR_AT("# only a comment\n", 1, 1, "empty");
@@ -352,7 +353,7 @@ TEST_F(MountConfigTest, HostileInputNeverCrashes) {
   }
   EXPECT_EQ(Parse(std::string(2 << 20, '#')).status().code(), StatusCode::kInvalidArgument);
   // Aliases: a shared node is read like any other; a list of aliased lists is a type error.
-  EXPECT_ERROR_AT("log: &l {level: info}\naudit: *l\n", 1, 11, "unknown key \"level\" in audit");
+  EXPECT_ERROR_AT("log: &l {level: info}\naudit: *l\n", 1, 10, "unknown key \"level\" in audit");
   const char* junk[] = {"\t", ":", "? ", "[", "{", "&a", "*a", "!", "%YAML 1.2\n---\n",
                         "a: !<tag:x> 1", "\xff\xfe",
                         "source: \"a\\0b\"", "--- |\n  x", "a: *unknown"};
