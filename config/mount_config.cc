@@ -9,6 +9,7 @@
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -635,6 +636,8 @@ Result<MountConfig> ParseMountConfig(std::string_view yaml, const std::string& p
   };
   try {
     return parser.Parse(yaml);
+  } catch (const YAML::DeepRecursion& e) {
+    return at(e.mark, "YAML nested more than " + std::to_string(e.depth() - 1) + " levels deep");
   } catch (const YAML::ParserException& e) {
     return at(e.mark, "YAML syntax error: " + e.msg);
   } catch (const YAML::Exception& e) {

@@ -349,7 +349,7 @@ TEST_F(MountConfigTest, HostileInputNeverCrashes) {
   for (const std::string& open : {std::string("["), std::string("{a: ")}) {
     std::string deep = "log: ";
     for (int i = 0; i < 100000; ++i) deep += open;
-    EXPECT_FALSE(Parse(deep).ok());
+    EXPECT_NE(Error(deep).find("nested more than"), std::string::npos) << Error(deep);
   }
   EXPECT_EQ(Parse(std::string(2 << 20, '#')).status().code(), StatusCode::kInvalidArgument);
   // Aliases: a shared node is read like any other; a list of aliased lists is a type error.
