@@ -59,6 +59,7 @@ int Main(int argc, char** argv) {
   ctfs::cmd::VerifyArgs verify;
   ctfs::cmd::MountArgs mount;
   ctfs::cmd::UmountArgs umount;
+  ctfs::cmd::CheckConfigArgs check_config;
   CLI::App* keygen_cmd = ctfs::cmd::AddKeygen(app, keygen);
   CLI::App* encrypt_cmd = ctfs::cmd::AddEncrypt(app, encrypt);
   CLI::App* decrypt_cmd = ctfs::cmd::AddDecrypt(app, decrypt);
@@ -66,6 +67,7 @@ int Main(int argc, char** argv) {
   CLI::App* verify_cmd = ctfs::cmd::AddVerify(app, verify);
   CLI::App* mount_cmd = ctfs::cmd::AddMount(app, mount);
   CLI::App* umount_cmd = ctfs::cmd::AddUmount(app, umount);
+  CLI::App* check_config_cmd = ctfs::cmd::AddCheckConfig(app, check_config);
   if (!CheckSubcommand(app, argc, argv)) return ctfs::cmd::kExitUsage;
   try {
     app.parse(argc, argv);
@@ -80,6 +82,7 @@ int Main(int argc, char** argv) {
   if (verify_cmd->parsed()) return ctfs::cmd::RunVerify(verify);
   if (mount_cmd->parsed()) return ctfs::cmd::RunMount(mount);
   if (umount_cmd->parsed() || umount.via_revoke) return ctfs::cmd::RunUmount(umount);
+  if (check_config_cmd->parsed()) return ctfs::cmd::RunCheckConfig(check_config);
   return ctfs::cmd::kExitUsage;
 }
 

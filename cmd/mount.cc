@@ -23,6 +23,7 @@
 #include "cmd/common.h"
 #include "cmd/daemon_process.h"
 #include "cmd/exit_codes.h"
+#include "cmd/mount_config_merge.h"
 #include "cmd/mount_table.h"
 #include "cmd/subcommands.h"
 #include "base/secret_arena.h"
@@ -267,8 +268,12 @@ CLI::App* AddMount(CLI::App& app, MountArgs& args) {
       "mount",
       "Mount a directory of encrypted models read-only as plain safetensors. Every encrypted "
       "file is verified (signature, keys) before the mount goes live.");
-  c->add_option("SRC", args.src, "Directory of encrypted models (from ctfs encrypt)")->required();
-  c->add_option("MNT", args.mountpoint, "Empty directory to mount on")->required();
+  // SRC and MNT may come from --config (source:, mountpoint:); RunMount checks they are set.
+  c->add_option("SRC", args.src, "Directory of encrypted models (from ctfs encrypt)");
+  c->add_option("MNT", args.mountpoint, "Empty directory to mount on");
+  c->add_option("--config", args.config_path,
+                "YAML file with the mount's settings and access policy (README \"Configuration "
+                "file\"); options given here override its keys");
   c->add_option("-k,--key", args.key_files,
                 "JWK / JWK Set key file (repeatable); also CRYPTOTENSOR_KEYS and file:// jku");
   c->add_flag("-f,--foreground", args.foreground, "Stay in the foreground, log to stderr");
@@ -307,9 +312,27 @@ CLI::App* AddMount(CLI::App& app, MountArgs& args) {
       ->check(
           CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "critical", "off"}));
   c->add_flag("-q,--quiet", args.quiet, "Print nothing on success");
+  // What was given on the command line overrides the config file (MergeMountConfig).
+  c->parse_complete_callback([c, &args] {
+    args.given.clear();
+    for (const CLI::Option* o : c->get_options()) {
+      if (o->count() > 0) args.given.insert(o->get_name());
+    }
+  });
   return c;
 }
 
-int RunMount(const MountArgs& args) { return Mount(args); }
+int RunMount(const MountArgs& cli_args) {
+  MountArgs args = cli_args;
+  Status st = ApplyMountConfig(args);
+  if (!st.ok()) return Fail(st);
+  if (args.src.empty() || args.mountpoint.empty()) {
+    std::fprintf(stderr, "ctfs: error: mount needs %s (as arguments, or source: and mountpoint: "
+                         "in the --config file)\n",
+                 args.src.empty() ? "SRC and MNT" : "MNT");
+    return kExitUsage;
+  }
+  return Mount(args);
+}
 
 }  // namespace ctfs::cmd

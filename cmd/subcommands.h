@@ -6,8 +6,12 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdint>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
+
+#include "config/mount_config.h"
 
 namespace ctfs::cmd {
 
@@ -76,9 +80,24 @@ struct MountArgs {
   std::string log_file;
   std::string log_level = "info";
   bool quiet = false;
+  // --config FILE (cmd/mount_config_merge.h): the file, made absolute (for SIGHUP re-reads),
+  // and what only the file can say. Empty / absent without --config.
+  std::string config_path;
+  std::optional<config::PolicyConfig> policy;  // absent: file modes decide, as without a config
+  config::AuditConfig audit;
+  config::EmbeddedPolicyMode embedded_policy = config::EmbeddedPolicyMode::kReference;
+  // The options given on the command line (long names, "SRC", "MNT"), filled by AddMount's
+  // parse callback: they override the file.
+  std::set<std::string> given;
 };
 CLI::App* AddMount(CLI::App& app, MountArgs& args);
 int RunMount(const MountArgs& args);
+
+struct CheckConfigArgs {
+  std::string file;
+};
+CLI::App* AddCheckConfig(CLI::App& app, CheckConfigArgs& args);
+int RunCheckConfig(const CheckConfigArgs& args);
 
 struct UmountArgs {
   std::string mountpoint;

@@ -9,7 +9,8 @@ import pytest
 from conftest import read_header, write_header
 
 USAGE, INVALID, AUTH, NOT_FOUND, EXISTS = 2, 3, 4, 5, 8
-COMMANDS = ("keygen", "encrypt", "decrypt", "inspect", "verify", "mount", "umount", "revoke")
+COMMANDS = ("keygen", "encrypt", "decrypt", "inspect", "verify", "mount", "umount", "revoke",
+            "check-config")
 
 
 def assert_one_line_error(p, *needles):
