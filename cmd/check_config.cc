@@ -18,9 +18,9 @@
 
 #include "cmd/common.h"
 #include "cmd/exit_codes.h"
+#include "cmd/mount_access.h"
 #include "cmd/mount_config_merge.h"
 #include "cmd/mount_table.h"
-#include "cmd/policy_objects.h"
 #include "cmd/subcommands.h"
 #include "config/mount_config.h"
 #include "fs/served_tree.h"
@@ -121,22 +121,21 @@ Status Check(const std::string& file, std::string* summary) {
   // Then as the mount resolves them (with CRYPTOTENSOR_KEYS and file:// jku).
   Result<keys::KeyResolver> resolver = keys::KeyResolver::Create({args.key_files, true, true});
   if (!resolver.ok()) return err(resolver.status().message());
-  fs::ServeOptions sopt;
-  sopt.cache_bytes = args.cache_mb << 20;
-  sopt.decrypt_threads = args.decrypt_threads;
-  sopt.prefetch_bytes = args.prefetch_mb << 20;
-  sopt.prefetch_threads = args.prefetch_threads;
-  sopt.direct_io = args.direct_io;
-  sopt.allow_bad_files = args.allow_bad_files;
+  const fs::ServeOptions sopt = ServeOptionsOf(args);
   std::vector<std::string> warnings;
   Result<std::unique_ptr<fs::ServedTree>> tree =
       fs::ServedTree::Create(args.src, *resolver, sopt, &warnings);
   if (!tree.ok()) return err(tree.status().message());
   for (const std::string& w : warnings) std::fprintf(stderr, "ctfs: warning: %s\n", w.c_str());
-  const PolicyObjects files = ListPolicyObjects((*tree)->tree());
+  const std::vector<fs::PolicyFile> files = (*tree)->PolicyFiles();
+  size_t encrypted = 0;
+  for (const fs::PolicyFile& f : files) {
+    const fs::TreeNode* n = (*tree)->tree().Find(f.ino);
+    if (n != nullptr && n->kind == fs::TreeNode::Kind::kEncrypted) ++encrypted;
+  }
 
-  std::string s = file + ": OK. Would serve " + Plural(files.objects.size(), "file", "files") +
-                  " (" + std::to_string(files.encrypted) + " encrypted) from " + args.src +
+  std::string s = file + ": OK. Would serve " + Plural(files.size(), "file", "files") +
+                  " (" + std::to_string(encrypted) + " encrypted) from " + args.src +
                   " at " + args.mountpoint + (mounted ? " (mounted now)" : "");
   if (!cfg.policy) {
     s += args.allow_other ? " to the users file modes allow (allow_other)"
@@ -144,8 +143,8 @@ Status Check(const std::string& file, std::string* summary) {
     s += "; no policy: file modes decide (as without a config).";
   } else {
     Result<std::shared_ptr<const policy::AccessPolicy>> compiled =
-        policy::AccessPolicy::Compile(*cfg.policy, files.objects);
-    if (!compiled.ok()) return err(compiled.status().message());
+        CompilePolicy(cfg.policy, files, file);
+    if (!compiled.ok()) return InvalidArgumentError(compiled.status().message());
     const bool permissive = cfg.policy->mode == config::PolicyConfig::Mode::kPermissive;
     s += " to the callers its policy allows (mode " +
          std::string(permissive ? "permissive" : "enforce") + ", first match wins): ";

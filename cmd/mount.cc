@@ -23,6 +23,7 @@
 #include "cmd/common.h"
 #include "cmd/daemon_process.h"
 #include "cmd/exit_codes.h"
+#include "cmd/mount_access.h"
 #include "cmd/mount_config_merge.h"
 #include "cmd/mount_table.h"
 #include "cmd/subcommands.h"
@@ -110,7 +111,7 @@ void TuneAllocator() {
   mallopt(M_ARENA_MAX, 2);
 }
 
-int Serve(fs::ServedTree& tree, const MountArgs& args, int ready_fd) {
+int Serve(fs::ServedTree& tree, const MountArgs& args, fs::AccessControl* access, int ready_fd) {
   TuneAllocator();
   tree.StartWorkers();
   fs::DaemonOptions opt;
@@ -118,6 +119,11 @@ int Serve(fs::ServedTree& tree, const MountArgs& args, int ready_fd) {
   opt.allow_other = args.allow_other;
   opt.fuse_threads = args.threads;
   opt.read_ahead_kb = args.read_ahead_kb;
+  opt.access = access;
+  if (access != nullptr && !args.config_path.empty()) {
+    // SIGHUP re-reads the policy from the config file.
+    opt.reload = [&args, access] { return ReloadPolicy(args.config_path, access->files()); };
+  }
   Status st = fs::MountAndServe(tree, opt, [&](const Status& s) {
     if (ready_fd < 0) {
       if (s.ok() && !args.quiet) {
@@ -174,13 +180,7 @@ int LoadAndServe(const MountArgs& args, int ready_fd) {
     auto resolver = keys::KeyResolver::Create({args.key_files, true, true});
     if (!resolver.ok()) return fail(resolver.status());
     RaiseOpenFileLimit();
-    fs::ServeOptions sopt;
-    sopt.cache_bytes = args.cache_mb << 20;
-    sopt.decrypt_threads = args.decrypt_threads;
-    sopt.prefetch_bytes = args.prefetch_mb << 20;
-    sopt.prefetch_threads = args.prefetch_threads;
-    sopt.direct_io = args.direct_io;
-    sopt.allow_bad_files = args.allow_bad_files;
+    const fs::ServeOptions sopt = ServeOptionsOf(args);
     std::vector<std::string> warnings;
     auto created = fs::ServedTree::Create(args.src, *resolver, sopt, &warnings);
     if (!created.ok()) return fail(created.status());
@@ -192,7 +192,16 @@ int LoadAndServe(const MountArgs& args, int ready_fd) {
     for (const std::string& w : warnings) std::fprintf(stderr, "ctfs: warning: %s\n", w.c_str());
   }  // the resolver (master keys) is wiped here: the tree holds the unwrapped data keys
   SetupLogging(args, ready_fd < 0);
-  const int rc = Serve(*tree, args, ready_fd);
+  // The access policy and audit log (config file): errors here are the user's, reported like
+  // the tree's.
+  auto access = BuildAccessControl(*tree, args.policy, args.audit, args.mountpoint,
+                                   args.config_path);
+  if (!access.ok()) return fail(access.status());
+  if (*access != nullptr && args.policy) {
+    spdlog::info("access policy: {} rule(s), mode {}", args.policy->rules.size(),
+                 (*access)->policy()->permissive() ? "permissive" : "enforce");
+  }
+  const int rc = Serve(*tree, args, access->get(), ready_fd);
   tree.reset();  // data keys and cached plaintext (Serve revoked already)
   // Every key-holding object is gone: the secret arena (base/secret_arena.h) says whether any
   // key byte is left in this process.
@@ -217,6 +226,10 @@ int Mount(const MountArgs& raw_args) {
   args.mountpoint = std::filesystem::canonical(raw_args.mountpoint, ec).string();
   if (ec) return Fail(ErrnoError(ec.value(), raw_args.mountpoint));
   if (!args.log_file.empty()) args.log_file = std::filesystem::absolute(args.log_file).string();
+  // The daemon re-reads the config on SIGHUP from "/".
+  if (!args.config_path.empty()) {
+    args.config_path = std::filesystem::absolute(args.config_path).string();
+  }
 
   if (args.foreground) return LoadAndServe(args, -1);
   // Fork before any key is read: memory locks are not inherited across fork(), and secrets

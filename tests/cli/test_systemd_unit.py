@@ -14,11 +14,11 @@ def test_unit_verifies(ctfs_bin, tmp_path):
     if analyze is None:
         pytest.skip("systemd-analyze not installed")
     text = (REPO / "systemd" / "ctfs@.service").read_text()
-    assert "/usr/local/bin/ctfs mount --foreground" in text
+    assert "/usr/local/bin/ctfs mount --foreground --config /etc/ctfs/%i.yaml" in text
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in text
     unit = tmp_path / "ctfs@demo.service"
     unit.write_text(text.replace("/usr/local/bin/ctfs", str(Path(ctfs_bin).resolve()))
-                    .replace("ConditionPathExists=/etc/ctfs/%i.conf\n", "")
-                    .replace("EnvironmentFile=/etc/ctfs/%i.conf", "Environment=CTFS_SRC=/tmp CTFS_MNT=/tmp/m"))
+                    .replace("ConditionPathExists=/etc/ctfs/%i.yaml\n", ""))
     p = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True, timeout=60)
     problems = [l for l in (p.stdout + p.stderr).splitlines() if "ctfs@demo" in l]
     assert p.returncode == 0 and not problems, p.stdout + p.stderr
