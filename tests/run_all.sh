@@ -74,6 +74,8 @@ head -c $((9 << 20)) /dev/urandom > "${TMPDIR:-/tmp}/ctfs-bench-smoke/direct_rea
   --repeats 2 || rc=$?
 .venv/bin/python bench/copy_offsets.py "${TMPDIR:-/tmp}/ctfs-bench-smoke/direct_read.bin" \
   --repeats 1 || rc=$?
+.venv/bin/python bench/policy_open.py --work "${TMPDIR:-/tmp}/ctfs-bench-smoke/policy" \
+  --opens 200 --size-mib 8 --rounds 1 || rc=$?
 
 left=$(grep -c ' fuse.ctfs ' /proc/mounts || true)
 if [ "$left" != "0" ]; then
