@@ -471,13 +471,17 @@ Result<RuleConfig> Parser::ParseRule(const YAML::Node& n, const std::string& pre
   CTFS_ASSIGN_OR_RETURN(std::vector<Entry> entries,
                         Entries(n, n.Mark(), prefix, prefix,
                                 {"name", "decision", "subject", "object", "not_before",
-                                 "not_after"}));
+                                 "not_after", "hide"}));
   RuleConfig rule;
   rule.pos = Pos(n.Mark());
   bool has_name = false, has_decision = false;
   const Entry* not_after = nullptr;
+  const Entry* hide = nullptr;
   for (const Entry& f : entries) {
-    if (f.key == "name") {
+    if (f.key == "hide") {
+      CTFS_ASSIGN_OR_RETURN(rule.hide, Bool(f));
+      hide = &f;
+    } else if (f.key == "name") {
       CTFS_ASSIGN_OR_RETURN(rule.name, String(f));
       if (std::any_of(rule.name.begin(), rule.name.end(), [](char c) {
             return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
@@ -504,6 +508,11 @@ Result<RuleConfig> Parser::ParseRule(const YAML::Node& n, const std::string& pre
   if (!has_decision) {
     return Error(n.Mark(), prefix + " (" + Quote(rule.name) + "): a rule needs decision: allow " +
                                "or decision: deny");
+  }
+  if (rule.hide && rule.allow) {
+    return Error(ValueMark(*hide), prefix + " (" + Quote(rule.name) +
+                                       "): hide: true applies to deny rules (it hides the files "
+                                       "the rule denies)");
   }
   if (rule.not_before_unix && rule.not_after_unix &&
       *rule.not_before_unix >= *rule.not_after_unix) {

@@ -63,6 +63,9 @@ struct RuleConfig {
   ObjectConfig object;
   std::optional<int64_t> not_before_unix;  // the rule applies from (inclusive)
   std::optional<int64_t> not_after_unix;   // until (exclusive)
+  // hide (deny rules only): the files this rule denies to a caller are also hidden from it
+  // (lookup: ENOENT, left out of directory listings).
+  bool hide = false;
   SourcePos pos;                           // of the rule's mapping
 };
 

@@ -107,6 +107,24 @@ Result<std::shared_ptr<const AccessGrant>> AccessControl::CheckOpen(const Caller
   return std::shared_ptr<const AccessGrant>(std::move(grant));
 }
 
+bool AccessControl::Hides() const {
+  std::shared_ptr<const policy::AccessPolicy> p = policy();
+  return p != nullptr && p->HidesFiles();
+}
+
+std::function<bool(uint64_t)> AccessControl::VisibilityFor(const CallerId& caller) {
+  std::shared_ptr<const policy::AccessPolicy> p = policy();
+  if (p == nullptr || !p->HidesFiles()) return {};
+  auto subject = callers_.Read(caller, p->NeedsExeHash());
+  const int64_t now = NowUnix();
+  return [this, p, now, subject = std::move(subject)](uint64_t ino) {
+    size_t index = 0;
+    if (FileOf(ino, &index) == nullptr) return true;  // a directory
+    if (!subject.ok()) return false;
+    return !p->Decide(index, *subject, now).hide;
+  };
+}
+
 void AccessControl::AuditRefusal(const CallerId& caller, uint64_t ino, const std::string& why) {
   if (audit_ == nullptr) return;
   size_t index = 0;

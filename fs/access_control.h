@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -67,6 +68,16 @@ class AccessControl {
   // CheckOpen decides an open of `ino` by `caller` now. OK: the grant to keep with the open;
   // PermissionDenied (reason) otherwise. Every decision is audited.
   Result<std::shared_ptr<const AccessGrant>> CheckOpen(const CallerId& caller, uint64_t ino);
+
+  // Hides: the current policy hides files from some callers (AccessPolicy::HidesFiles), so
+  // lookups and listings must be decided per caller (and the kernel must not cache entries).
+  bool Hides() const;
+
+  // VisibilityFor returns, when the policy hides files, a predicate telling whether `caller`
+  // may see inode `ino` in lookups and listings: false only where a deny rule with hide: true
+  // decides (directories are always visible). A caller that cannot be read sees no files.
+  // Without hiding it returns an empty function.
+  std::function<bool(uint64_t)> VisibilityFor(const CallerId& caller);
 
   // AuditRefusal records an open that the policy allowed but the file refused (e.g. a locked
   // shard without its key: `why` is the file's error).

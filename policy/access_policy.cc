@@ -26,6 +26,7 @@ namespace {
 struct Rule {
   std::string name;
   bool allow = false;
+  bool hide = false;
   std::vector<uint32_t> uids;
   std::vector<uint32_t> gids;
   std::vector<Glob> exe;
@@ -143,6 +144,7 @@ std::string FormatTime(int64_t unix_s) {
 struct AccessPolicy::Impl {
   bool permissive = false;
   bool needs_exe_hash = false;
+  bool hides = false;
   std::vector<Rule> rules;
   std::vector<std::vector<uint32_t>> candidates;  // per file: rule indices, in order
 };
@@ -163,6 +165,8 @@ Result<std::shared_ptr<const AccessPolicy>> AccessPolicy::Compile(
     Rule rule;
     rule.name = rc.name;
     rule.allow = rc.allow;
+    rule.hide = rc.hide;
+    if (rc.hide) impl.hides = true;
     rule.uids = sc.uids;
     rule.gids = sc.gids;
     rule.exe_sha256 = Lowercased(sc.exe_sha256);
@@ -217,6 +221,7 @@ Decision AccessPolicy::Decide(size_t file_index, const Subject& subject, int64_t
       continue;
     }
     d.rules_allow = rule.allow;
+    d.hide = rule.hide && !impl_->permissive;
     d.rule = rule.name;
     d.reason = "rule '" + rule.name + (rule.allow ? "' allows" : "' denies");
     break;
@@ -260,6 +265,7 @@ std::optional<int64_t> AccessPolicy::NextTransition(int64_t now_unix) const {
 }
 
 bool AccessPolicy::NeedsExeHash() const { return impl_->needs_exe_hash; }
+bool AccessPolicy::HidesFiles() const { return impl_->hides && !impl_->permissive; }
 bool AccessPolicy::permissive() const { return impl_->permissive; }
 size_t AccessPolicy::rule_count() const { return impl_->rules.size(); }
 size_t AccessPolicy::FilesMatched(size_t rule_index) const {

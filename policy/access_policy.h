@@ -53,6 +53,7 @@ struct Decision {
   bool rules_allow = false; // what the rules decided
   std::string rule;         // the deciding rule's name; empty if no rule matched
   std::string reason;       // one line, e.g. "rule 'vllm' allows", "no rule matches"
+  bool hide = false;        // a deny rule with hide: true decided (never in permissive mode)
 };
 
 class AccessPolicy {
@@ -74,6 +75,10 @@ class AccessPolicy {
 
   // NeedsExeHash: some rule lists exe_sha256 (the caller hashes executables only then).
   bool NeedsExeHash() const;
+
+  // HidesFiles: some deny rule has hide: true (and the mode is enforce): lookups and directory
+  // listings must then be decided per caller too.
+  bool HidesFiles() const;
 
   bool permissive() const;
   size_t rule_count() const;

@@ -140,7 +140,8 @@ void InvalidateAll(fuse_session* se, const ModelTree& tree) {
 // invalidation waits for reads of that inode in flight, which the loop must answer).
 class PolicyThread {
  public:
-  PolicyThread(fuse_session* se, const DaemonOptions& options) : se_(se), options_(options) {
+  PolicyThread(fuse_session* se, const ModelTree& tree, const DaemonOptions& options)
+      : se_(se), tree_(tree), options_(options) {
     if (options_.access != nullptr) thread_ = std::thread([this] { Run(); });
   }
   ~PolicyThread() { Stop(); }
@@ -187,6 +188,8 @@ class PolicyThread {
         if (fresh.ok()) {
           spdlog::info("SIGHUP: policy reloaded");
           inos = access.Replace(std::move(*fresh));
+          // Entries the kernel cached under the old policy would show hidden names.
+          if (access.Hides()) InvalidateEntries();
         } else {
           spdlog::error("SIGHUP: reload rejected, the current policy stays: {}",
                         fresh.status().message());
@@ -206,7 +209,15 @@ class PolicyThread {
     }
   }
 
+  void InvalidateEntries() {
+    for (const TreeNode& n : tree_.nodes()) {
+      if (n.ino == n.parent_ino || n.name.empty()) continue;  // the root
+      (void)fuse_lowlevel_notify_inval_entry(se_, n.parent_ino, n.name.c_str(), n.name.size());
+    }
+  }
+
   fuse_session* se_;
+  const ModelTree& tree_;
   const DaemonOptions& options_;
   Mutex mu_;
   CondVar cv_;
@@ -275,7 +286,7 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
 
   std::atomic<bool> loop_done{false};
   const pthread_t loop_thread = pthread_self();
-  PolicyThread policy_thread(se, options);
+  PolicyThread policy_thread(se, tree.tree(), options);
   std::thread revoker([&] {
     char c = 0;
     for (;;) {

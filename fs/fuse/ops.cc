@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <exception>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -54,16 +55,37 @@ struct stat AttrOf(const TreeNode& n) {
   return st;
 }
 
+AccessControl* Access(fuse_req_t req) {
+  return static_cast<OpsContext*>(fuse_req_userdata(req))->access;
+}
+
+CallerId CallerOf(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  return {static_cast<uint32_t>(ctx->uid), static_cast<uint32_t>(ctx->gid),
+          static_cast<int32_t>(ctx->pid)};
+}
+
+// VisibilityOf: when the policy hides files, whether the caller of `req` may see an inode.
+std::function<bool(uint64_t)> VisibilityOf(fuse_req_t req) {
+  AccessControl* access = Access(req);
+  if (access == nullptr) return {};
+  return access->VisibilityFor(CallerOf(req));
+}
+
 void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Guard(req, "lookup", [&] {
     const TreeNode* n = Tree(req).tree().Lookup(parent, name);
     if (n == nullptr) return (void)fuse_reply_err(req, ENOENT);
+    std::function<bool(uint64_t)> visible = VisibilityOf(req);
+    if (visible && !visible(n->ino)) return (void)fuse_reply_err(req, ENOENT);
     fuse_entry_param e = {};
     e.ino = n->ino;
     e.generation = 1;
     e.attr = AttrOf(*n);
     e.attr_timeout = kTimeoutSeconds;
-    e.entry_timeout = kTimeoutSeconds;
+    // Names that are hidden from some callers are looked up again at every path walk: a cached
+    // entry would show them to everyone.
+    e.entry_timeout = visible ? 0.0 : kTimeoutSeconds;
     fuse_reply_entry(req, &e);
   });
 }
@@ -86,7 +108,10 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
     if (off < 0) return (void)fuse_reply_err(req, EINVAL);
     std::vector<std::pair<std::string, const TreeNode*>> entries = {
         {".", dir}, {"..", tree.Find(dir->parent_ino)}};
-    for (const auto& [name, child] : dir->children) entries.emplace_back(name, tree.Find(child));
+    std::function<bool(uint64_t)> visible = VisibilityOf(req);
+    for (const auto& [name, child] : dir->children) {
+      if (!visible || visible(child)) entries.emplace_back(name, tree.Find(child));
+    }
     std::vector<char> buf(size);
     size_t used = 0;
     for (size_t i = static_cast<size_t>(off); i < entries.size(); ++i) {
@@ -111,8 +136,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     ServedTree& tree = *ops_ctx->tree;
     const TreeNode* n = tree.tree().Find(ino);
     const fuse_ctx* ctx = fuse_req_ctx(req);
-    const CallerId caller{static_cast<uint32_t>(ctx->uid), static_cast<uint32_t>(ctx->gid),
-                          static_cast<int32_t>(ctx->pid)};
+    const CallerId caller = CallerOf(req);
     // The access policy decides first (root callers included); the file may still refuse.
     std::shared_ptr<const AccessGrant> grant;
     if (ops_ctx->access != nullptr && n != nullptr && n->kind != TreeNode::Kind::kDirectory) {

@@ -316,3 +316,26 @@ def test_audit_coalesces_repeated_opens(env):
     lines = env.audited(event="open", path=FILE, uid=0)
     assert sum(e.get("count", 1) for e in lines) == 200
     assert len(lines) <= 10, lines
+
+
+def test_hide_rule_hides_denied_files_from_listings_and_lookups(env):
+    env.start(rule("root-sees-all", subject={"uid": [0]}) +
+              rule("metadata", obj={"path": "*.json"}) +
+              rule("hide-the-rest", decision="deny") + "  hide: true\n")
+
+    def as_uid(uid, *argv):
+        return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                               *map(str, argv)], capture_output=True, text=True, timeout=30)
+    mnt = env.mount.mnt
+    listing = as_uid(1234, "ls", "-1", mnt)
+    assert listing.returncode == 0, listing.stderr
+    assert sorted(listing.stdout.split()) == ["config.json", "sub"], listing.stdout
+    st = as_uid(1234, "stat", mnt / FILE)
+    assert st.returncode != 0 and "No such file" in st.stderr, (st.stdout, st.stderr)
+    # Root's rule comes first: it sees and reads everything, and its lookup is not cached for
+    # the others.
+    assert sorted(os.listdir(mnt)) == sorted(["config.json", FILE, "sub"])
+    env.expect_allowed()
+    st = as_uid(1234, "stat", mnt / FILE)
+    assert st.returncode != 0 and "No such file" in st.stderr, (st.stdout, st.stderr)
+    env.expect_allowed(uid=1234, gid=1234, rel="config.json")

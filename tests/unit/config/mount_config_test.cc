@@ -337,6 +337,18 @@ TEST_F(MountConfigTest, RuleContradictions) {
                   5, 7, "duplicate rule name \"a\" (first used on line 3)");
 }
 
+TEST_F(MountConfigTest, HideOnlyOnDenyRules) {
+  auto ok = Parse("policy:\n  rules:\n    - {name: a, decision: deny, hide: true}\n");
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_TRUE(ok->policy->rules[0].hide);
+  auto off = Parse("policy:\n  rules:\n    - {name: a, decision: deny}\n");
+  ASSERT_TRUE(off.ok());
+  EXPECT_FALSE(off->policy->rules[0].hide);
+  EXPECT_ERROR_AT("policy:\n  rules:\n    - {name: a, decision: allow, hide: true}\n", 3, 40,
+                  "hide: true applies to deny rules");
+  EXPECT_ERROR_AT("policy:\n  rules:\n    - {name: a, decision: deny, hide: 1}\n", 3, 39, "hide");
+}
+
 TEST_F(MountConfigTest, KeyFiles) {
   EXPECT_ERROR_AT("keys:\n  - file: " + key_ + "\n  - file: missing.jwk\n", 3, 11,
                   "key file " + dir_ + "/missing.jwk: No such file or directory");

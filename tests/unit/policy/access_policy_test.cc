@@ -77,6 +77,28 @@ TEST(AccessPolicy, DefaultDeny) {
   EXPECT_EQ(p->rule_count(), 0u);
 }
 
+TEST(AccessPolicy, HideComesFromTheDecidingDenyRule) {
+  PolicyConfig c;
+  RuleConfig meta = Rule("meta", true);
+  meta.object.path = {"*.json"};
+  RuleConfig hidden = Rule("hidden", false);
+  hidden.hide = true;
+  hidden.object.path = {"model-00001*"};
+  c.rules = {meta, hidden};
+  auto p = MustCompile(c);
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p->HidesFiles());
+  EXPECT_TRUE(p->Decide(1, Vllm(), kNow).hide);
+  EXPECT_FALSE(p->Decide(0, Vllm(), kNow).hide);  // allowed
+  EXPECT_FALSE(p->Decide(2, Vllm(), kNow).hide);  // no rule matches: denied, not hidden
+  c.mode = PolicyConfig::Mode::kPermissive;        // permissive never hides
+  auto permissive = MustCompile(c);
+  EXPECT_FALSE(permissive->HidesFiles());
+  EXPECT_FALSE(permissive->Decide(1, Vllm(), kNow).hide);
+  c.rules = {meta};
+  EXPECT_FALSE(MustCompile(c)->HidesFiles());
+}
+
 TEST(AccessPolicy, EmptyRuleMatchesEveryone) {
   auto p = OneRule([](RuleConfig&) {});
   ASSERT_TRUE(p);
