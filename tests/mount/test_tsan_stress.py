@@ -211,7 +211,17 @@ CYCLES = {
     "mixed": (MIXED, 1 << 20, []),
     "decrypt_ahead": (DECRYPT_AHEAD, 4 << 20,
                       ["--prefetch-threads", "1", "--decrypt-threads", "0", "--cache-mb", "64"]),
+    # An access policy and audit log (config file); SIGHUPs reload the policy while readers run
+    # (every open decided and audited, grants re-decided by the policy thread).
+    "policy": (MIXED, 1 << 20, []),
 }
+POLICY_CONFIG = """\
+audit: {{file: {audit}}}
+policy:
+  rules:
+    - {{name: nobody, decision: deny, subject: {{uid: 4242}}}}
+    - {{name: readers, decision: allow, subject: {{uid: 0}}, not_after: 2100-01-01T00:00:00Z}}
+"""
 
 
 # Each round reads with other seeds and revokes after a different time.
@@ -230,6 +240,10 @@ def test_revocation_under_tsan(tsan_bin, keys, stress_model, tmp_path, cycle, re
     env = tsan_env(log_dir)
     mounter = Mounter(tsan_bin, keys, tmp_path)
     readers = []
+    if cycle == "policy":
+        cfg = tmp_path / "policy.yaml"
+        cfg.write_text(POLICY_CONFIG.format(audit=tmp_path / "audit.jsonl"))
+        mount_args = [*mount_args, "--config", cfg]
     try:
         p, m = mounter.foreground(stress_model.enc, args=mount_args, env=env)
         t_start = time.time()
@@ -239,6 +253,10 @@ def test_revocation_under_tsan(tsan_bin, keys, stress_model, tmp_path, cycle, re
         # Revoke mid-read: once every reader has done some reads and all are still reading.
         started = M.wait_until(lambda: all((r.last() or {}).get("ops", 0) > 0 for r in readers),
                                45, interval=0.1)
+        if cycle == "policy":
+            for _ in range(3):  # reloads race the readers' opens and reads
+                p.send_signal(signal.SIGHUP)
+                time.sleep(0.1)
         time.sleep(ROUND_DELAY_S[round_])
         early = [r.describe() for r in readers if r.p.poll() is not None]
         assert started and not early, (
@@ -314,6 +332,11 @@ def test_revocation_under_tsan(tsan_bin, keys, stress_model, tmp_path, cycle, re
         if cycle == "decrypt_ahead" and (stats is None or 0 in stats):
             problems.append("no read waited for a chunk being decrypted ahead, or no "
                             f"decrypt-ahead job ran (daemon summary (waits, jobs): {stats})")
+        if cycle == "policy":
+            audit = (tmp_path / "audit.jsonl").read_text()
+            events = [json.loads(line)["event"] for line in audit.splitlines()]
+            if events.count("reload") < 3 or "open" not in events or "revoke" not in events:
+                problems.append(f"audit log lacks opens, 3 reloads or the revocation: {events}")
         assert not problems, "\n\n".join(problems) + "\n\n" + m.log_tail()
         ops = sum(r.last()["ops"] for r in readers)
         print(f"{cycle}/{revoke}/{round_}: {ops} reads compared by {READERS} readers; revoked "
