@@ -330,6 +330,9 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
       cache.hits(), cache.waits(), cache.wait_ns() / 1000000, cache.misses(), tree.prefetched(),
       cache.peak_cached_bytes() >> 20, cache.pool().mapped_count());
   tree.Revoke();  // idempotent: wipe keys and cached plaintext in every exit path
+  if (options.access != nullptr) {
+    options.access->Audit("unmount", "the mount ended; keys and cached plaintext wiped");
+  }
   signals.Restore();
   g_signal_pipe_write.store(-1);
   ::close(pipe_fds[0]);
