@@ -34,26 +34,20 @@ namespace {
 std::atomic<int> g_signal_pipe_write{-1};
 static_assert(std::atomic<int>::is_always_lock_free);
 
-void OnTerminate(int) {
+// WriteSignalByte: async-signal-safe; 't' revokes, 'h' reloads the policy.
+void WriteSignalByte(char c) {
   const int fd = g_signal_pipe_write.load();
   if (fd >= 0) {
     const int saved_errno = errno;
-    const char c = 't';
     (void)!::write(fd, &c, 1);
     errno = saved_errno;
   }
 }
 
+void OnTerminate(int) { WriteSignalByte('t'); }
+
 // SIGHUP when it reloads the policy: the revoker thread passes it on.
-void OnHangup(int) {
-  const int fd = g_signal_pipe_write.load();
-  if (fd >= 0) {
-    const int saved_errno = errno;
-    const char c = 'h';
-    (void)!::write(fd, &c, 1);
-    errno = saved_errno;
-  }
-}
+void OnHangup(int) { WriteSignalByte('h'); }
 
 void OnWake(int) {}  // only interrupts the loop's sem_wait
 
