@@ -2,7 +2,6 @@
 #include "fs/lock_split.h"
 
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -10,6 +9,7 @@
 #include <set>
 
 #include "base/file_io.h"
+#include "base/glob.h"
 #include "format/locked_shard.h"
 #include "format/model_index.h"
 
@@ -18,22 +18,24 @@ namespace {
 
 constexpr char kSafetensorsSuffix[] = ".safetensors";
 
-bool EndsWith(const std::string& s, std::string_view suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// LockGlobs matches tensor names against the lock globs (base/glob.h kName semantics: `*` and
-// `?` cross every character).
-// TODO(glob): switch to Glob::Compile(g, Glob::Kind::kName) once base/glob.cc lands; fnmatch
-// without flags has the same semantics for these patterns, but reports no syntax errors.
+// LockGlobs matches tensor names against the lock globs (base/glob.h kName: `*` and `?` cross
+// every character) and counts the hits of each.
 class LockGlobs {
  public:
-  explicit LockGlobs(const std::vector<std::string>& globs)
-      : globs_(globs), hits_(globs.size(), 0) {}
+  static Result<LockGlobs> Compile(const std::vector<std::string>& patterns) {
+    LockGlobs g;
+    for (const std::string& p : patterns) {
+      auto glob = Glob::Compile(p, Glob::Kind::kName);
+      if (!glob.ok()) return glob.status().WithContext("--lock");
+      g.globs_.push_back(std::move(*glob));
+    }
+    g.hits_.assign(g.globs_.size(), 0);
+    return g;
+  }
   bool Match(const std::string& name) {
     bool any = false;
     for (size_t i = 0; i < globs_.size(); ++i) {
-      if (fnmatch(globs_[i].c_str(), name.c_str(), 0) == 0) {
+      if (globs_[i].Match(name)) {
         ++hits_[i];
         any = true;
       }
@@ -43,19 +45,21 @@ class LockGlobs {
   Status CheckAllMatched() const {
     for (size_t i = 0; i < globs_.size(); ++i) {
       if (hits_[i] == 0) {
-        return InvalidArgumentError("--lock '" + globs_[i] + "' matches no tensor of the model");
+        return InvalidArgumentError("--lock '" + globs_[i].pattern() +
+                                    "' matches no tensor of the model");
       }
     }
     return Status::Ok();
   }
   std::string Label() const {
     std::string s;
-    for (size_t i = 0; i < globs_.size(); ++i) s += (i ? "," : "") + globs_[i];
+    for (size_t i = 0; i < globs_.size(); ++i) s += (i ? "," : "") + globs_[i].pattern();
     return s;
   }
 
  private:
-  std::vector<std::string> globs_;
+  LockGlobs() = default;
+  std::vector<Glob> globs_;
   std::vector<size_t> hits_;
 };
 
@@ -81,9 +85,6 @@ Result<LockSplitPlan> PlanLockSplit(const std::vector<SourceShard>& shards,
                                     const std::vector<std::string>& lock_globs,
                                     const std::vector<std::string>& existing) {
   if (lock_globs.empty()) return InvalidArgumentError("no --lock pattern");
-  for (const std::string& g : lock_globs) {
-    if (g.empty()) return InvalidArgumentError("--lock: empty pattern");
-  }
   if (indexes.size() > 1) {
     return InvalidArgumentError("--lock: the model directory has " +
                                 std::to_string(indexes.size()) + " index files (" +
@@ -127,7 +128,7 @@ Result<LockSplitPlan> PlanLockSplit(const std::vector<SourceShard>& shards,
   plan.locked_name = stem + "-locked" + kSafetensorsSuffix;
   plan.index_name = stem + format::kModelIndexSuffix;
 
-  LockGlobs globs(lock_globs);
+  CTFS_ASSIGN_OR_RETURN(LockGlobs globs, LockGlobs::Compile(lock_globs));
   LockSplitPlan::Output locked;
   locked.name = plan.locked_name;
   locked.locked = true;

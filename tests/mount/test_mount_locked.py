@@ -74,8 +74,8 @@ def test_mount_without_lock_key_denies_only_the_locked_shard(ctfs, keys, mounter
     for rel in files(dec):
         if rel != LOCKED:
             assert (m.mnt / rel).read_bytes() == (dec / rel).read_bytes(), rel
-    log = m.log.read_text(errors="replace")
-    assert "locked: model-locked.safetensors: lock key lock-enc not available" in log, log[-2000:]
+    said = m.result.stderr + m.log.read_text(errors="replace")
+    assert "locked: model-locked.safetensors: lock key lock-enc not available" in said, said[-2000:]
     p = __import__("subprocess").run(
         [torch_python, "-c", LOAD_DRIVER, str(Path(__file__).resolve().parent), str(m.mnt)],
         capture_output=True, text=True, timeout=300,

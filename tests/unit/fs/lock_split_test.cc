@@ -112,6 +112,9 @@ TEST(LockSplitTest, Errors) {
   ASSERT_FALSE(nomatch.ok());
   EXPECT_NE(nomatch.status().message().find("'y*' matches no tensor"), std::string::npos);
   EXPECT_FALSE(PlanLockSplit(one, {}, {}, {"model.safetensors"}).ok());
+  auto bad_glob = PlanLockSplit(one, {}, {"x[", "x"}, {"model.safetensors"});
+  ASSERT_FALSE(bad_glob.ok());
+  EXPECT_NE(bad_glob.status().message().find("--lock"), std::string::npos);
   // Several shards without an index.
   auto two = PlanLockSplit({Shard("a.safetensors", {{"x", 1}}), Shard("b.safetensors", {{"y", 1}})},
                            {}, {"x"}, {"a.safetensors", "b.safetensors"});
