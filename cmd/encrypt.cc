@@ -144,7 +144,8 @@ Status EncryptLocked(const EncryptArgs& args, const WriterKeys& wk, const fs::En
   CTFS_RETURN_IF_ERROR(CheckOutputPath(args.dst, args.force));
   // Never committed: removed when it goes out of scope (or by the interrupt handler).
   CTFS_ASSIGN_OR_RETURN(StagedDirectory split, StagedDirectory::Create(args.dst + ".split", true));
-  CTFS_ASSIGN_OR_RETURN(fs::LockSplitPlan plan, StageLockSplit(args.src, args.lock_globs, split.path()));
+  CTFS_ASSIGN_OR_RETURN(fs::LockSplitPlan plan,
+                        StageLockSplit(args.src, args.lock_globs, split.path()));
   const std::string locked_path = split.path() + "/" + plan.locked_name;
   fs::EncryptOptions lock_opt = opt;
   lock_opt.tensor_globs.clear();  // every locked tensor is encrypted, --tensors or not

@@ -32,7 +32,8 @@ Result<std::string> RewriteWeightMap(std::string_view json,
                                      std::string_view what);
 
 // NewModelIndex returns the text of a fresh index for `weight_map` (same layout as above).
-std::string NewModelIndex(uint64_t total_size, const std::map<std::string, std::string>& weight_map);
+std::string NewModelIndex(uint64_t total_size,
+                          const std::map<std::string, std::string>& weight_map);
 
 }  // namespace ctfs::format
 

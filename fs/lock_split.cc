@@ -72,9 +72,9 @@ std::vector<format::MetadataEntry> UserMetadata(const format::SafetensorsHeader&
 }
 
 std::vector<format::TensorInfo> ByOffset(std::vector<format::TensorInfo> v) {
-  std::stable_sort(v.begin(), v.end(), [](const format::TensorInfo& a, const format::TensorInfo& b) {
-    return a.begin < b.begin;
-  });
+  std::stable_sort(
+      v.begin(), v.end(),
+      [](const format::TensorInfo& a, const format::TensorInfo& b) { return a.begin < b.begin; });
   return v;
 }
 
@@ -121,7 +121,8 @@ Result<LockSplitPlan> PlanLockSplit(const std::vector<SourceShard>& shards,
           " *.safetensors files at its top and no *.safetensors.index.json; --lock needs an "
           "index, or a single-file model");
     }
-    stem = shards[0].name.substr(0, shards[0].name.size() - std::string_view(kSafetensorsSuffix).size());
+    stem = shards[0].name.substr(
+        0, shards[0].name.size() - std::string_view(kSafetensorsSuffix).size());
     used.push_back(&shards[0]);
   }
   if (stem.empty()) return InvalidArgumentError("--lock: model file name has an empty stem");
@@ -186,8 +187,7 @@ Result<LockSplitPlan> PlanLockSplit(const std::vector<SourceShard>& shards,
     if (replaced.count(name)) continue;
     for (const LockSplitPlan::Output& o : plan.outputs) {
       if (o.name == name) {
-        return InvalidArgumentError("--lock: the model directory already has a file named " +
-                                    name);
+        return InvalidArgumentError("--lock: the model directory already has a file named " + name);
       }
     }
     if (new_index && name == plan.index_name) {
@@ -240,7 +240,8 @@ Status WritePlainShard(const LockSplitPlan::Output& out, const std::string& src_
       for (uint64_t done = 0; done < t.byte_len();) {
         const size_t len = static_cast<size_t>(std::min<uint64_t>(buf.size(), t.byte_len() - done));
         MutableByteSpan b(buf.data(), len);
-        CTFS_RETURN_IF_ERROR(PreadExact(fds[i].get(), b, p.source_data_start + t.begin + done, path));
+        CTFS_RETURN_IF_ERROR(
+            PreadExact(fds[i].get(), b, p.source_data_start + t.begin + done, path));
         CTFS_RETURN_IF_ERROR(w.Write(b));
         done += len;
       }

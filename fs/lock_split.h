@@ -30,8 +30,8 @@ namespace ctfs::fs {
 
 // A top-level file of the source directory that the planner may use.
 struct SourceShard {
-  std::string name;                   // file name (no '/'), e.g. "model-00001-of-00002.safetensors"
-  format::SafetensorsHeader header;   // its validated header
+  std::string name;                  // file name (no '/'), e.g. "model-00001-of-00002.safetensors"
+  format::SafetensorsHeader header;  // its validated header
 };
 struct SourceIndex {
   std::string name;  // e.g. "model.safetensors.index.json"
@@ -41,9 +41,9 @@ struct SourceIndex {
 struct LockSplitPlan {
   // One output shard: the tensors it takes, from which source files, in this order.
   struct Piece {
-    std::string source;                        // source shard name
-    uint64_t source_data_start = 0;            // where its data region starts
-    std::vector<format::TensorInfo> tensors;   // with the source's offsets
+    std::string source;                       // source shard name
+    uint64_t source_data_start = 0;           // where its data region starts
+    std::vector<format::TensorInfo> tensors;  // with the source's offsets
   };
   struct Output {
     std::string name;
@@ -51,11 +51,11 @@ struct LockSplitPlan {
     std::vector<Piece> pieces;
     bool locked = false;
   };
-  std::vector<Output> outputs;          // shards to write: rewritten rests, then the locked shard
-  std::vector<std::string> replaced;    // source names not to copy (split, dropped, old index)
-  std::string locked_name;              // the locked shard's name
-  std::string index_name;               // the index to write
-  std::string index_text;               // its content
+  std::vector<Output> outputs;        // shards to write: rewritten rests, then the locked shard
+  std::vector<std::string> replaced;  // source names not to copy (split, dropped, old index)
+  std::string locked_name;            // the locked shard's name
+  std::string index_name;             // the index to write
+  std::string index_text;             // its content
   size_t locked_tensors = 0;
 };
 

@@ -103,8 +103,8 @@ class ServedTree {
 
   // Open checks that `ino` may be opened for reading. PermissionDenied after Revoke() and for a
   // locked shard without its key; the file's own error (e.g. DataLoss for a bad signature) for
-  // a file that failed to open or was refused; for a passthrough file, DataLoss if it changed since the mount (NotFound if
-  // it is gone).
+  // a file that failed to open or was refused; for a passthrough file, DataLoss if it changed
+  // since the mount (NotFound if it is gone).
   Result<OpenHandle> Open(uint64_t ino) const;
 
   // Read reads from an open handle into `out`; returns the byte count (short at EOF).

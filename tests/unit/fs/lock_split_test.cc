@@ -69,7 +69,8 @@ TEST(LockSplitTest, SingleFileModelGetsRenamedShardLockedShardAndIndex) {
   EXPECT_EQ(TensorNames(*rest), (std::vector<std::string>{"l.1.w", "head"}));
   EXPECT_EQ(TensorNames(*locked), std::vector<std::string>{"l.0.w"});
   bool marker = false;
-  for (const auto& e : locked->metadata) marker |= e.key == format::kLockedKey && e.value == "l.0.*";
+  for (const auto& e : locked->metadata)
+    marker |= e.key == format::kLockedKey && e.value == "l.0.*";
   EXPECT_TRUE(marker);
   auto wm = format::ParseWeightMap(plan->index_text, "index");
   ASSERT_TRUE(wm.ok());
@@ -80,20 +81,20 @@ TEST(LockSplitTest, SingleFileModelGetsRenamedShardLockedShardAndIndex) {
 }
 
 TEST(LockSplitTest, ShardedModelRewritesOnlyAffectedShardsAndDropsEmptyOnes) {
-  std::string index = format::NewModelIndex(
-      12, {{"a.0", "m-1.safetensors"}, {"a.1", "m-1.safetensors"}, {"b.0", "m-2.safetensors"},
-           {"c", "m-3.safetensors"}});
-  auto plan = PlanLockSplit({Shard("m-1.safetensors", {{"a.0", 2}, {"a.1", 2}}),
-                             Shard("m-2.safetensors", {{"b.0", 4}}),
-                             Shard("m-3.safetensors", {{"c", 4}})},
-                            {{"m.safetensors.index.json", index}}, {"a.1", "b.*"},
-                            {"m-1.safetensors", "m-2.safetensors", "m-3.safetensors",
-                             "m.safetensors.index.json"});
+  std::string index = format::NewModelIndex(12, {{"a.0", "m-1.safetensors"},
+                                                 {"a.1", "m-1.safetensors"},
+                                                 {"b.0", "m-2.safetensors"},
+                                                 {"c", "m-3.safetensors"}});
+  auto plan = PlanLockSplit(
+      {Shard("m-1.safetensors", {{"a.0", 2}, {"a.1", 2}}), Shard("m-2.safetensors", {{"b.0", 4}}),
+       Shard("m-3.safetensors", {{"c", 4}})},
+      {{"m.safetensors.index.json", index}}, {"a.1", "b.*"},
+      {"m-1.safetensors", "m-2.safetensors", "m-3.safetensors", "m.safetensors.index.json"});
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   EXPECT_EQ(plan->locked_name, "m-locked.safetensors");
   // m-3 is untouched (copied as is); m-2 is dropped (all locked); m-1 is rewritten.
-  EXPECT_EQ(plan->replaced, (std::vector<std::string>{"m.safetensors.index.json",
-                                                      "m-1.safetensors", "m-2.safetensors"}));
+  EXPECT_EQ(plan->replaced, (std::vector<std::string>{"m.safetensors.index.json", "m-1.safetensors",
+                                                      "m-2.safetensors"}));
   ASSERT_EQ(plan->outputs.size(), 2u);
   EXPECT_EQ(TensorNames(*Find(*plan, "m-1.safetensors")), std::vector<std::string>{"a.0"});
   EXPECT_EQ(TensorNames(*Find(*plan, "m-locked.safetensors")),
@@ -122,7 +123,8 @@ TEST(LockSplitTest, Errors) {
   EXPECT_NE(two.status().message().find("index"), std::string::npos);
   // Two indexes.
   std::string idx = format::NewModelIndex(1, {{"x", "model.safetensors"}});
-  EXPECT_FALSE(PlanLockSplit(one, {{"a.safetensors.index.json", idx}, {"b.safetensors.index.json", idx}},
+  EXPECT_FALSE(PlanLockSplit(one,
+                             {{"a.safetensors.index.json", idx}, {"b.safetensors.index.json", idx}},
                              {"x"}, {})
                    .ok());
   // The index names a missing shard.
@@ -209,7 +211,8 @@ TEST_F(LockFilesTest, ProbeRecognisesOnlyASignedLockedShardWithoutItsKey) {
   testutil::Keys other = testutil::MakeKeys(other_dir);
   other.sign.kid = "other-sign";
   other.enc.kid = "other-enc";
-  ctfs::testing::WriteFile(other.key_file, format::SerializeJwkSet({&other.enc, &other.sign}, true));
+  ctfs::testing::WriteFile(other.key_file,
+                           format::SerializeJwkSet({&other.enc, &other.sign}, true));
   auto stranger = keys::KeyResolver::Create({{other.key_file}, false, false});
   ASSERT_TRUE(stranger.ok()) << stranger.status().message();
   EXPECT_FALSE(ProbeLockedShard(*open("locked.safetensors"), *stranger).has_value());
@@ -223,8 +226,9 @@ TEST_F(LockFilesTest, ProbeRecognisesOnlyASignedLockedShardWithoutItsKey) {
 
   // Without the marker, a missing key is just a missing key.
   testutil::MakePlain(dir_.File("unmarked-plain.safetensors"), {{"l.0", 16}}, rng_);
-  ASSERT_TRUE(EncryptFile(dir_.File("unmarked-plain.safetensors"), dir_.File("unmarked.safetensors"),
-                          lock.enc, main.sign, EncryptOptions{}, nullptr)
+  ASSERT_TRUE(EncryptFile(dir_.File("unmarked-plain.safetensors"),
+                          dir_.File("unmarked.safetensors"), lock.enc, main.sign, EncryptOptions{},
+                          nullptr)
                   .ok());
   EXPECT_FALSE(ProbeLockedShard(*open("unmarked.safetensors"), *main_only).has_value());
 }
