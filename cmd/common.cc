@@ -263,7 +263,7 @@ Status TransformOne(const std::string& from, const std::string& to, const std::s
 }  // namespace
 
 Status TransformTree(const std::string& src, const std::string& dst, bool force, bool quiet,
-                     const char* verb, const ModelFileFn& model_fn) {
+                     const char* verb, const ModelFileFn& model_fn, const std::string& src_label) {
   CTFS_ASSIGN_OR_RETURN(std::vector<std::string> files, ListTree(src));
   uint64_t total = 0;
   size_t n_models = 0;
@@ -312,7 +312,8 @@ Status TransformTree(const std::string& src, const std::string& dst, bool force,
   bar.Finish();
   if (!quiet) {
     std::printf("%s %zu safetensors file(s), copied %zu other file(s): %s -> %s\n", verb, n_models,
-                files.size() - n_models, src.c_str(), dst.c_str());
+                files.size() - n_models, (src_label.empty() ? src : src_label).c_str(),
+                dst.c_str());
   }
   return Status::Ok();
 }

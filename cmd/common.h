@@ -119,8 +119,10 @@ Status CopyFileExact(const std::string& src, const std::string& dst);
 // shared, thread-safe `bar`); the error returned is that of the first failed file.
 using ModelFileFn =
     std::function<Status(const std::string& from, const std::string& to, ProgressBar& bar)>;
+// `src_label` names the source in that line if `src` is a staging copy ("" = `src`).
 Status TransformTree(const std::string& src, const std::string& dst, bool force, bool quiet,
-                     const char* verb, const ModelFileFn& model_fn);
+                     const char* verb, const ModelFileFn& model_fn,
+                     const std::string& src_label = "");
 
 }  // namespace ctfs::cmd
 

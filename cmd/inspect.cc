@@ -10,6 +10,7 @@
 #include "cmd/exit_codes.h"
 #include "cmd/subcommands.h"
 #include "format/crypt_metadata.h"
+#include "format/locked_shard.h"
 #include "format/plain_view.h"
 #include "format/reserved_keys.h"
 #include "fs/encrypted_file.h"
@@ -41,6 +42,7 @@ void PrintJson(const std::string& path, const format::SafetensorsHeader& h,
   std::string o = "{\"file\":" + JsonQuote(path) + ",\"encrypted\":" + (cm ? "true" : "false");
   const auto reserved = format::ReservedKeyInUse(h);
   o += ",\"damaged\":" + std::string(reserved && cm == nullptr ? "true" : "false");
+  o += ",\"locked\":" + std::string(cm && format::HasLockedMarker(h) ? "true" : "false");
   o += ",\"header_bytes\":" + std::to_string(h.header_len);
   o += ",\"data_bytes\":" + std::to_string(h.data_len);
   if (cm) {
@@ -102,6 +104,11 @@ void PrintText(const std::string& path, const format::SafetensorsHeader& h,
     std::printf("signature:  %s, key id %s%s\n", k.sign.alg.c_str(),
                 k.sign.kid ? k.sign.kid->c_str() : "(none)",
                 k.sign.jku ? (", jku " + *k.sign.jku).c_str() : "");
+    if (format::HasLockedMarker(h)) {
+      std::printf("locked:     yes: a locked shard (`encrypt --lock`); readers without the lock "
+                  "key %s get EACCES (locked (lock key not available)); inspect checks no key\n",
+                  k.enc.kid ? k.enc.kid->c_str() : "(no kid)");
+    }
     bool default_policy = cm->policy.local == format::kDefaultPolicyText &&
                           cm->policy.remote == format::kDefaultPolicyText;
     std::printf("policy:     %s\n", default_policy ? "default (allow)" : "custom:");

@@ -33,6 +33,8 @@ struct EncryptArgs {
   uint64_t chunk_size = 0;  // 0 = default
   std::string alg;
   std::string format_version = "2";
+  std::vector<std::string> lock_globs;      // --lock
+  std::vector<std::string> lock_key_files;  // --lock-key
   bool force = false;
   bool quiet = false;
 };

@@ -9,7 +9,13 @@
 // What the mount refuses (fs/source_file_class.h: an invalid *.safetensors, a plain file using
 // a reserved CryptoTensors name, a CryptoTensors header in a file of another name) fails
 // verification too, --allow-plain or not.
+//
+// A locked shard (`encrypt --lock`) whose lock key is not given is not a failure if its signed
+// header verifies with the signing key: it prints "LOCKED" (its data is not checked) and the
+// exit status is that of the other files. Without the signing key it fails like any file
+// whose keys are missing.
 #include <cstdio>
+#include <optional>
 
 #include "cmd/common.h"
 #include "cmd/exit_codes.h"
@@ -50,7 +56,24 @@ Status VerifyOne(const keys::KeyResolver& resolver, const std::string& path, boo
     }
     return Status::Ok();
   }
-  CTFS_ASSIGN_OR_RETURN(auto file, fs::EncryptedFile::Open(path, resolver));
+  auto opened = fs::EncryptedFile::Open(path, resolver);
+  if (!opened.ok() && opened.status().code() == StatusCode::kNotFound) {
+    // A locked shard without its lock key is a known state (the mount lists it and denies
+    // opens): its signed header verifies, its data cannot be checked without the key.
+    CTFS_ASSIGN_OR_RETURN(std::unique_ptr<PosixFile> raw, PosixFile::Open(path));
+    if (std::optional<fs::LockedShard> locked = fs::ProbeLockedShard(*raw, resolver)) {
+      bar.Add(hf.header.file_len());
+      bar.Finish();
+      if (!quiet) {
+        std::printf("LOCKED %s (signature valid; locked (lock key %s not available): data not "
+                    "checked)\n",
+                    path.c_str(), locked->lock_kid.c_str());
+      }
+      return Status::Ok();
+    }
+  }
+  if (!opened.ok()) return opened.status();
+  std::unique_ptr<fs::EncryptedFile> file = std::move(*opened);
   CTFS_ASSIGN_OR_RETURN(fs::VerifyReport r, fs::VerifyAllChunks(*file, bar.Fn()));
   bar.Finish();
   if (!quiet) {

@@ -12,6 +12,7 @@
 #include "base/wiped_bytes.h"
 #include "crypto/aead.h"
 #include "crypto/signature.h"
+#include "format/locked_shard.h"
 #include "format/plain_view.h"
 #include "format/signing_message.h"
 #include "fs/copy_alignment.h"
@@ -24,7 +25,48 @@ std::string KidText(const format::KeyDescriptor& d) {
   return d.kid ? "kid \"" + *d.kid + "\"" : "no kid";
 }
 
+// VerifySignature checks the header signature of `header` with signing key `sign_key`.
+Status VerifySignature(const std::string& path, const format::SafetensorsHeader& header,
+                       const format::CryptMetadata& crypt, const format::Jwk& sign_key) {
+  Bytes verify_key = sign_key.x;
+  if (verify_key.empty()) {
+    auto derived = crypto::Ed25519PublicKeyFromSeed(sign_key.d);
+    if (!derived.ok()) return derived.status().WithContext(path);
+    verify_key.assign(derived->begin(), derived->end());
+  }
+  std::string message = format::BuildSigningMessage(header);
+  Status sig = crypto::Ed25519Verify(verify_key, AsBytes(message), crypt.signature);
+  if (!sig.ok()) {
+    return DataLossError(path + ": header signature is invalid (" + KidText(crypt.keys.sign) +
+                         "): the header was modified or signed with another key");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+std::optional<LockedShard> ProbeLockedShard(const RandomAccessFile& file,
+                                            const keys::KeyResolver& keys) {
+  auto hf = ReadHeaderFrom(file);
+  if (!hf.ok() || !format::IsEncrypted(hf->header) || !format::HasLockedMarker(hf->header)) {
+    return std::nullopt;
+  }
+  auto crypt = format::ParseCryptMetadata(hf->header);
+  if (!crypt.ok()) return std::nullopt;
+  const format::CryptoKeys& ck = crypt->keys;
+  auto enc_key = keys.FindKey("oct", ck.enc.kid, ck.enc.jku);
+  if (enc_key.ok() || enc_key.status().code() != StatusCode::kNotFound) return std::nullopt;
+  auto sign_key = keys.FindKey("okp", ck.sign.kid, ck.sign.jku);
+  if (!sign_key.ok()) return std::nullopt;
+  if (!VerifySignature(file.path(), hf->header, *crypt, *sign_key).ok()) return std::nullopt;
+  return LockedShard{ck.enc.kid.value_or("")};
+}
+
+Status LockedError(const std::string& name, const LockedShard& locked) {
+  return PermissionDeniedError("locked: " + name + ": lock key " +
+                               (locked.lock_kid.empty() ? "(no kid)" : locked.lock_kid) +
+                               " not available");
+}
 
 Result<HeaderAndPrefix> ReadHeaderFrom(const RandomAccessFile& file) {
   const std::string& path = file.path();
@@ -88,18 +130,7 @@ Result<std::unique_ptr<EncryptedFile>> EncryptedFile::Open(std::unique_ptr<Rando
   f->alg_ = *alg;
 
   // 2. Signature over the canonical header message.
-  Bytes verify_key = sign_key->x;
-  if (verify_key.empty()) {
-    auto derived = crypto::Ed25519PublicKeyFromSeed(sign_key->d);
-    if (!derived.ok()) return derived.status().WithContext(path);
-    verify_key.assign(derived->begin(), derived->end());
-  }
-  std::string message = format::BuildSigningMessage(f->header_);
-  Status sig = crypto::Ed25519Verify(verify_key, AsBytes(message), f->crypt_.signature);
-  if (!sig.ok()) {
-    return DataLossError(path + ": header signature is invalid (" + KidText(ck.sign) +
-                         "): the header was modified or signed with another key");
-  }
+  CTFS_RETURN_IF_ERROR(VerifySignature(path, f->header_, f->crypt_, *sign_key));
 
   // 3. Embedded policy.
   policy::EmbeddedPolicyOutcome pol =

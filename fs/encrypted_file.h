@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -60,6 +61,24 @@ struct EncryptedFileOptions {
   // EncryptedFile::embedded_policy_override() for the caller to log.
   bool embedded_policy_operator = false;
 };
+
+// A locked shard (format/locked_shard.h) whose lock key is not available to this reader.
+struct LockedShard {
+  std::string lock_kid;  // the lock (encryption) key's kid, "" if none
+};
+
+// ProbeLockedShard returns the lock key's kid if `file` is a CryptoTensors file carrying the
+// locked marker, whose encryption (lock) key `keys` cannot find, while its signing key is found
+// and the header signature verifies with it. nullopt otherwise: then the file is not a locked
+// shard, or is damaged, or its key is there (EncryptedFile::Open says which). The verified
+// signature is what makes the marker a known state: an unverifiable "locked" claim is treated
+// like any file whose keys are missing.
+std::optional<LockedShard> ProbeLockedShard(const RandomAccessFile& file,
+                                            const keys::KeyResolver& keys);
+
+// LockedError: what every open of such a file answers: PermissionDenied
+// "locked: <name>: lock key <kid> not available".
+Status LockedError(const std::string& name, const LockedShard& locked);
 
 class EncryptedFile {
  public:

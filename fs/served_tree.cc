@@ -77,7 +77,26 @@ Result<std::unique_ptr<ServedTree>> ServedTree::Create(const std::string& source
         t->WrapFile(std::make_unique<PosixFile>(std::move(*fd), node.backing_path)), keys,
         {.embedded_policy_operator = options.embedded_policy_operator});
     if (!f.ok()) {
-      refuse(node, f.status());
+      // A locked shard without its lock key is a known state, not damage: listed, and every
+      // open answers EACCES. Only a missing key can mean that; the probe re-reads the header
+      // and trusts the marker only under a verified signature.
+      std::optional<LockedShard> locked;
+      if (f.status().code() == StatusCode::kNotFound) {
+        if (auto again = t->tree_.OpenFile(node); again.ok()) {
+          locked = ProbeLockedShard(
+              *t->WrapFile(std::make_unique<PosixFile>(std::move(*again), node.backing_path)),
+              keys);
+        }
+      }
+      if (!locked) {
+        refuse(node, f.status());
+        continue;
+      }
+      t->open_errors_[node.ino - 1] = LockedError(node.rel_path, *locked);
+      if (warnings != nullptr) {
+        warnings->push_back(t->open_errors_[node.ino - 1].message() +
+                            " (listed; every open is denied)");
+      }
       continue;
     }
     if ((*f)->plain_file_len() != node.size) {

@@ -4,6 +4,9 @@
 // policy, data keys (EncryptedFile::Open). A file that fails, or that the scan refused
 // (fs/source_file_class.h: damaged, or a CryptoTensors header where none may be), refuses the
 // whole mount, unless allow_bad_files: then that file answers every open with its error.
+// A locked shard whose lock key is missing (fs/encrypted_file.h ProbeLockedShard: signed marker,
+// verified) does not refuse the mount: it is listed with its plain size and every open answers
+// PermissionDenied "locked: <file>: lock key <kid> not available".
 // Passthrough files are opened at each open, beneath the source root, only if they are still
 // the file the snapshot saw (ModelTree::OpenFile).
 //
@@ -105,10 +108,10 @@ class ServedTree {
   // StartWorkers starts the decryption helper and prefetch threads (call after any fork()).
   void StartWorkers();
 
-  // Open checks that `ino` may be opened for reading. PermissionDenied after Revoke(); the
-  // file's own error (e.g. DataLoss for a bad signature) for a file that failed to open or
-  // was refused; for a passthrough file, DataLoss if it changed since the mount (NotFound if
-  // it is gone).
+  // Open checks that `ino` may be opened for reading. PermissionDenied after Revoke() and for a
+  // locked shard without its key; the file's own error (e.g. DataLoss for a bad signature) for
+  // a file that failed to open or was refused; for a passthrough file, DataLoss if it changed
+  // since the mount (NotFound if it is gone).
   // `grant`: the access policy's grant for this open (fs/access_control.h), kept with the
   // handle: once it is withdrawn, reads through the handle are PermissionDenied.
   Result<OpenHandle> Open(uint64_t ino,
