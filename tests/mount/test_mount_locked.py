@@ -110,3 +110,87 @@ def test_unverifiable_locked_marker_is_refused(ctfs, keys, mounter, locked_model
         open(m.mnt / LOCKED, "rb")
     assert e.value.errno == errno.EIO
     ctfs.ok("umount", m.mnt, timeout=30)
+
+
+@pytest.fixture
+def public_mounter(ctfs, keys):
+    """A Mounter under a world-traversable directory: readers of other uids reach its mounts."""
+    import shutil
+    import tempfile
+    from . import mount_util as M
+    from .conftest import Mounter
+    pub = Path(tempfile.mkdtemp(prefix="ctfs-locked-", dir="/tmp"))
+    pub.chmod(0o755)
+    m = Mounter(ctfs, keys, pub)
+    try:
+        yield m
+    finally:
+        notes = m.cleanup()
+        left = [p for p in pub.iterdir() if M.mounts_at(p)]
+        shutil.rmtree(pub, ignore_errors=True)
+        assert not notes and not left, (notes, left)
+
+
+def public_copy(src, dst):
+    import shutil
+    shutil.copytree(src, dst)
+    for d, _, names in os.walk(dst):
+        os.chmod(d, 0o755)
+        for n in names:
+            os.chmod(os.path.join(d, n), 0o644)
+    return dst
+
+
+def read_as(uid, path):
+    import subprocess
+    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                           "cat", str(path)], capture_output=True, timeout=60)
+
+
+def test_policy_restricts_the_locked_layers_to_one_subject(keys, public_mounter, locked_model,
+                                                           torch_python):  # noqa: F811
+    """With the lock key mounted, an object rule on the locked tensors gives them to one
+    subject (here root: the attested inference service) and nobody else; everyone may read the
+    rest. The allowed subject's transformers load gives the plaintext logits; a denied reader
+    gets EACCES on the locked shard and correct bytes for every other file."""
+    plain, enc, dec, lock = locked_model
+    src = public_copy(enc, public_mounter.dir / "src")
+    audit = public_mounter.dir / "audit.jsonl"
+    cfg = public_mounter.dir / "ctfs.yaml"
+    cfg.write_text(f"""\
+keys: [{{file: {keys.reader}}}, {{file: {lock}}}]
+allow_other: true
+audit: {{file: {audit}}}
+policy:
+  rules:
+    - {{name: inference-service, decision: allow, subject: {{uid: 0}}}}
+    - {{name: locked-layers, decision: deny, object: {{tensor: "model.layers.0.*"}}}}
+    - {{name: everyone-else, decision: allow}}
+""")
+    m = public_mounter.mount(src, keys=[], args=("--config", cfg))
+    r = drive(torch_python, "compare", plain, m.mnt)
+    assert r["equal"] and r["norm"] > 0, r
+    denied = read_as(1234, m.mnt / LOCKED)
+    assert denied.returncode != 0 and b"Permission denied" in denied.stderr, denied
+    for rel in files(dec):
+        if rel != LOCKED:
+            got = read_as(1234, m.mnt / rel)
+            assert got.returncode == 0 and got.stdout == (dec / rel).read_bytes(), rel
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert any(e.get("path") == LOCKED and e.get("decision") == "deny" and
+               e.get("rule") == "locked-layers" and e.get("uid") == 1234 for e in lines), lines
+
+
+def test_locked_shard_without_key_is_audited_with_the_reason(keys, public_mounter,
+                                                             locked_model):
+    _, enc, _, _ = locked_model
+    audit = public_mounter.dir / "audit.jsonl"
+    cfg = public_mounter.dir / "ctfs.yaml"
+    cfg.write_text(f"keys: [{{file: {keys.reader}}}]\naudit: {{file: {audit}}}\n"
+                   "policy:\n  rules:\n    - {name: all, decision: allow}\n")
+    m = public_mounter.mount(enc, keys=[], args=("--config", cfg))
+    with pytest.raises(PermissionError):
+        open(m.mnt / LOCKED, "rb")
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert any(e.get("path") == LOCKED and e.get("decision") == "deny" and
+               "lock key lock-enc not available" in e.get("reason", "") for e in lines), lines
