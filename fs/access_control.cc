@@ -65,46 +65,63 @@ AuditEvent AccessControl::EventFor(const policy::Subject* s, const PolicyFile* f
 
 Result<std::shared_ptr<const AccessGrant>> AccessControl::CheckOpen(const CallerId& caller,
                                                                     uint64_t ino) {
-  std::shared_ptr<const policy::AccessPolicy> p = policy();
   size_t index = 0;
   const PolicyFile* file = FileOf(ino, &index);
   if (file == nullptr) return PermissionDeniedError("not a served file");
-  auto subject = callers_.Read(caller, p != nullptr && p->NeedsExeHash());
-  policy::Decision d;
-  if (!subject.ok()) {
-    // Nobody to decide for: fail closed under a policy; without one the mount behaves as
-    // without a config (file modes decide).
-    d.allow = d.rules_allow = p == nullptr;
-    d.reason = subject.status().message();
+  for (;;) {
+    std::shared_ptr<const policy::AccessPolicy> p;
+    uint64_t generation = 0;
+    {
+      MutexLock lock(mu_);
+      p = policy_;
+      generation = generation_;
+    }
+    auto subject = callers_.Read(caller, p != nullptr && p->NeedsExeHash());
+    policy::Decision d;
+    if (!subject.ok()) {
+      // Nobody to decide for: fail closed under a policy; without one the mount behaves as
+      // without a config (file modes decide).
+      d.allow = d.rules_allow = p == nullptr;
+      d.reason = subject.status().message();
+      if (audit_ != nullptr) {
+        AuditEvent e = EventFor(nullptr, file, d, p != nullptr && p->permissive());
+        e.has_subject = true;
+        e.uid = caller.uid;
+        e.gid = caller.gid;
+        e.pid = caller.pid;
+        audit_->Record(e);
+      }
+      if (!d.allow) return PermissionDeniedError(d.reason);
+      return std::shared_ptr<const AccessGrant>();  // nothing to re-decide without a subject
+    }
+    if (p != nullptr) {
+      d = p->Decide(index, *subject, NowUnix());
+    } else {
+      d.allow = d.rules_allow = true;
+      d.reason = "no policy";
+    }
+    auto grant = std::make_shared<AccessGrant>();
+    grant->subject_ = std::move(*subject);
+    grant->file_index_ = index;
+    grant->ino_ = ino;
+    {
+      MutexLock lock(mu_);
+      // A re-decision (reload, window) that ran since this one was made has not seen this
+      // open: decide again under what it installed.
+      if (generation != generation_) continue;
+      if (d.allow) {
+        if (grants_.size() >= 1024 && (grants_.size() & (grants_.size() - 1)) == 0) {
+          std::erase_if(grants_, [](const std::weak_ptr<AccessGrant>& g) { return g.expired(); });
+        }
+        grants_.push_back(grant);
+      }
+    }
     if (audit_ != nullptr) {
-      AuditEvent e = EventFor(nullptr, file, d, p != nullptr && p->permissive());
-      e.has_subject = true;
-      e.uid = caller.uid;
-      e.gid = caller.gid;
-      e.pid = caller.pid;
-      audit_->Record(e);
+      audit_->Record(EventFor(&grant->subject_, file, d, p != nullptr && p->permissive()));
     }
     if (!d.allow) return PermissionDeniedError(d.reason);
-    return std::shared_ptr<const AccessGrant>();  // nothing to re-decide without a subject
+    return std::shared_ptr<const AccessGrant>(std::move(grant));
   }
-  if (p != nullptr) {
-    d = p->Decide(index, *subject, NowUnix());
-  } else {
-    d.allow = d.rules_allow = true;
-    d.reason = "no policy";
-  }
-  if (audit_ != nullptr) audit_->Record(EventFor(&*subject, file, d, p && p->permissive()));
-  if (!d.allow) return PermissionDeniedError(d.reason);
-  auto grant = std::make_shared<AccessGrant>();
-  grant->subject_ = std::move(*subject);
-  grant->file_index_ = index;
-  grant->ino_ = ino;
-  MutexLock lock(mu_);
-  if (grants_.size() >= 1024 && (grants_.size() & (grants_.size() - 1)) == 0) {
-    std::erase_if(grants_, [](const std::weak_ptr<AccessGrant>& g) { return g.expired(); });
-  }
-  grants_.push_back(grant);
-  return std::shared_ptr<const AccessGrant>(std::move(grant));
 }
 
 bool AccessControl::Hides() const {
@@ -152,6 +169,7 @@ std::vector<uint64_t> AccessControl::Reevaluate(int64_t now_unix, const std::str
   {
     MutexLock lock(mu_);
     p = policy_;
+    ++generation_;  // opens decided before this point and not yet registered decide again
     std::erase_if(grants_, [](const std::weak_ptr<AccessGrant>& g) { return g.expired(); });
     for (const auto& w : grants_) {
       if (auto g = w.lock()) live.push_back(std::move(g));

@@ -116,6 +116,9 @@ class AccessControl {
   mutable Mutex mu_;
   std::shared_ptr<const policy::AccessPolicy> policy_ CTFS_GUARDED_BY(mu_);
   std::vector<std::weak_ptr<AccessGrant>> grants_ CTFS_GUARDED_BY(mu_);
+  // Counts re-decisions (Reevaluate): an open decided under an older count is decided again
+  // before its grant is registered, so no grant escapes a reload or a window end.
+  uint64_t generation_ CTFS_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace ctfs::fs
