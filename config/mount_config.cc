@@ -155,7 +155,9 @@ Result<std::vector<Entry>> Parser::Entries(const YAML::Node& map, const YAML::Ma
   std::vector<Entry> out;
   std::map<std::string, int> seen;  // key -> line (1-based)
   for (auto it = map.begin(); it != map.end(); ++it) {
-    const YAML::Node& k = it->first;
+    // A copy, not a reference: the iterator's operator-> hands out a temporary proxy, so a
+    // reference to its member dangles at the end of this statement.
+    const YAML::Node k = it->first;
     CTFS_RETURN_IF_ERROR(CheckTag(k, k.Mark()));
     if (!k.IsScalar()) {
       return Error(k.IsNull() ? where : k.Mark(),
