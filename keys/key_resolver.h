@@ -25,6 +25,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
@@ -35,6 +36,17 @@
 namespace ctfs::keys {
 
 struct KeySourceOptions {
+  // A constructor rather than an aggregate: callers write {files, use_env, use_jku} and the
+  // later members keep their defaults without -Wmissing-field-initializers.
+  KeySourceOptions(std::vector<std::string> key_files_in = {}, bool use_env_in = true,
+                   bool use_jku_in = true, std::string passphrase_file_in = {},
+                   std::vector<KeySourceSpec> sources_in = {})
+      : key_files(std::move(key_files_in)),
+        use_env(use_env_in),
+        use_jku(use_jku_in),
+        passphrase_file(std::move(passphrase_file_in)),
+        sources(std::move(sources_in)) {}
+
   std::vector<std::string> key_files;  // --key FILE, in order
   bool use_env = true;                 // read CRYPTOTENSOR_KEYS
   bool use_jku = true;                 // follow file:// jku of the descriptor
