@@ -38,6 +38,7 @@ struct EncryptArgs {
   std::string format_version = "2";
   std::vector<std::string> lock_globs;      // --lock
   std::vector<std::string> lock_key_files;  // --lock-key
+  std::string passphrase_file;              // opens passphrase-protected --key/--lock-key files
   bool force = false;
   bool quiet = false;
 };
