@@ -20,7 +20,8 @@ constexpr size_t kMaxSealLen = size_t{16} << 20;  // far above any key file
 
 Result<UniqueEvpCipherCtx> NewGcmCtx(const SecretBytes& key, ByteSpan nonce, ByteSpan aad,
                                      int enc) {
-  if (key.size() != kPassphraseKeyLen) return InvalidArgumentError("passphrase seal: bad key length");
+  if (key.size() != kPassphraseKeyLen)
+    return InvalidArgumentError("passphrase seal: bad key length");
   if (nonce.size() != kPassphraseNonceLen) {
     return InvalidArgumentError("passphrase seal: nonce must be 12 bytes, got " +
                                 std::to_string(nonce.size()));
@@ -31,8 +32,8 @@ Result<UniqueEvpCipherCtx> NewGcmCtx(const SecretBytes& key, ByteSpan nonce, Byt
   if (EVP_CipherInit_ex2(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, enc, nullptr) != 1) {
     return OpenSslError("passphrase seal: EVP_CipherInit_ex2 (cipher)");
   }
-  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_SET_IVLEN,
-                          static_cast<int>(kPassphraseNonceLen), nullptr) != 1) {
+  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_SET_IVLEN, static_cast<int>(kPassphraseNonceLen),
+                          nullptr) != 1) {
     return OpenSslError("passphrase seal: EVP_CTRL_AEAD_SET_IVLEN");
   }
   if (EVP_CipherInit_ex2(ctx.get(), nullptr, key.data(), nonce.data(), enc, nullptr) != 1) {
@@ -77,11 +78,11 @@ Result<SecretBytes> ScryptDerive(ByteSpan passphrase, ByteSpan salt, const Scryp
   }
   SecretBytes key(kPassphraseKeyLen);
   // maxmem: the V array (128 r n) plus the B array (128 r p) plus slack for OpenSSL's own use.
-  const uint64_t maxmem = uint64_t{128} * params.r * (params.n + params.p + 2) + (uint64_t{1} << 20);
+  const uint64_t maxmem =
+      uint64_t{128} * params.r * (params.n + params.p + 2) + (uint64_t{1} << 20);
   // OpenSSL reads the passphrase through a const char* (it may be empty: a pointer still).
   static const char kEmpty[1] = {0};
-  const char* pass =
-      passphrase.empty() ? kEmpty : reinterpret_cast<const char*>(passphrase.data());
+  const char* pass = passphrase.empty() ? kEmpty : reinterpret_cast<const char*>(passphrase.data());
   if (EVP_PBE_scrypt(pass, passphrase.size(), salt.data(), salt.size(), params.n, params.r,
                      params.p, maxmem, key.data(), key.size()) != 1) {
     return OpenSslError("scrypt: EVP_PBE_scrypt");

@@ -19,8 +19,7 @@ constexpr char kVersionMember[] = "ctfs_encrypted_jwks";
 Result<Bytes> DecodeMember(const internal::Json& doc, const char* key) {
   auto it = doc.find(key);
   if (it == doc.end()) return InvalidArgumentError(std::string(kWhat) + ": missing " + key);
-  CTFS_ASSIGN_OR_RETURN(std::string text,
-                        internal::GetString(*it, std::string(kWhat) + "." + key));
+  CTFS_ASSIGN_OR_RETURN(std::string text, internal::GetString(*it, std::string(kWhat) + "." + key));
   Result<Bytes> b = Base64Decode(text);
   if (!b.ok()) return b.status().WithContext(std::string(kWhat) + "." + key);
   return b;

@@ -102,8 +102,8 @@ Result<Spawned> Spawn(const std::vector<std::string>& argv, const std::string& w
   ::posix_spawnattr_setsigmask(&attr, &empty_mask);
   ::posix_spawnattr_setsigdefault(&attr, &all_signals);
   ::posix_spawnattr_setpgroup(&attr, 0);
-  ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF);
+  ::posix_spawnattr_setflags(
+      &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -229,7 +229,8 @@ class ExecKeyProvider final : public KeyProvider {
     for (;;) {
       const pid_t r = ::waitpid(child.pid, &wstatus, WNOHANG);
       if (r == child.pid) break;
-      if (r < 0 && errno != EINTR) return UnavailableError(what + ": waitpid: " + std::strerror(errno));
+      if (r < 0 && errno != EINTR)
+        return UnavailableError(what + ": waitpid: " + std::strerror(errno));
       if (NowMs() >= deadline_ms) return fail(TimeoutText());
       ::usleep(5000);
     }

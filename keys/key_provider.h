@@ -49,9 +49,9 @@ class KeyProvider {
 // One key source as configured (config `keys:` entry or CLI), before it is turned into a
 // provider. Exactly one of file / credential / exec is set.
 struct KeySourceSpec {
-  std::string file;             // JWK / JWK Set file or passphrase-protected envelope
-  std::string passphrase_file;  // file: the passphrase (one trailing newline is stripped)
-  std::string credential;       // systemd credential name (a plain file name)
+  std::string file;               // JWK / JWK Set file or passphrase-protected envelope
+  std::string passphrase_file;    // file: the passphrase (one trailing newline is stripped)
+  std::string credential;         // systemd credential name (a plain file name)
   std::vector<std::string> exec;  // helper argv; exec[0] an absolute path
   double timeout_s = 10;          // exec: wall-clock limit
 };

@@ -70,7 +70,8 @@ Result<SecretBytes> PromptPassphrase(const std::string& prompt) {
   tio.c_lflag |= ECHONL;
   std::fprintf(stderr, "%s", prompt.c_str());
   std::fflush(stderr);
-  if (::tcsetattr(STDIN_FILENO, TCSAFLUSH, &tio) != 0) return ErrnoError(errno, "passphrase prompt");
+  if (::tcsetattr(STDIN_FILENO, TCSAFLUSH, &tio) != 0)
+    return ErrnoError(errno, "passphrase prompt");
   SecretBytes buf(kMaxPassphraseLen + 1);
   size_t len = 0;
   Status st = Status::Ok();
@@ -104,8 +105,8 @@ Result<std::string> SealKeyText(const SecretBytes& text, const SecretBytes& pass
   CTFS_RETURN_IF_ERROR(crypto::RandomBytes(env.nonce));
   CTFS_ASSIGN_OR_RETURN(SecretBytes key, crypto::ScryptDerive(passphrase.span(), env.salt, params));
   const std::string aad = format::EncryptedJwksAad(env);
-  CTFS_ASSIGN_OR_RETURN(env.ciphertext, crypto::PassphraseSeal(key, env.nonce, AsSpan(aad),
-                                                               text.span()));
+  CTFS_ASSIGN_OR_RETURN(env.ciphertext,
+                        crypto::PassphraseSeal(key, env.nonce, AsSpan(aad), text.span()));
   return format::SerializeEncryptedJwks(env);
 }
 

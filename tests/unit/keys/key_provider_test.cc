@@ -128,8 +128,7 @@ TEST_F(KeyProviderTest, TamperedEnvelope) {
     const std::string file = Write("t.enc", format::SerializeEncryptedJwks(e));
     Result<ProvidedKeys> got = MakeFileKeyProvider(file, pass)->Load();
     ASSERT_FALSE(got.ok()) << what;
-    EXPECT_EQ(got.status().code(), StatusCode::kDataLoss) << what << ": "
-                                                          << got.status().message();
+    EXPECT_EQ(got.status().code(), StatusCode::kDataLoss) << what << ": " << got.status().message();
   };
   format::EncryptedJwks e = *env;
   e.ciphertext[3] ^= 1;
@@ -202,9 +201,9 @@ TEST_F(KeyProviderTest, Credential) {
   got = p->Load();
   ASSERT_FALSE(got.ok());
   EXPECT_EQ(got.status().code(), StatusCode::kNotFound);
-  EXPECT_NE(got.status().message().find("credential \"llama.jwk\" ($CREDENTIALS_DIRECTORY=" +
-                                        dir_ + ")"),
-            std::string::npos)
+  EXPECT_NE(
+      got.status().message().find("credential \"llama.jwk\" ($CREDENTIALS_DIRECTORY=" + dir_ + ")"),
+      std::string::npos)
       << got.status().message();
 
   Write("llama.jwk", std::string(R"({"keys":[)") + kEncJwk + R"(],"exp":1900000000})", 0400);
@@ -252,9 +251,8 @@ struct ExecRun {
 
 ExecRun RunHelper(const std::vector<std::string>& argv, double timeout_s) {
   ExecRun run;
-  auto p = MakeExecKeyProvider(argv, timeout_s, [&run](std::string_view line) {
-    run.lines.emplace_back(line);
-  });
+  auto p = MakeExecKeyProvider(argv, timeout_s,
+                               [&run](std::string_view line) { run.lines.emplace_back(line); });
   const auto t0 = std::chrono::steady_clock::now();
   run.result = p->Load();
   run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -263,12 +261,13 @@ ExecRun RunHelper(const std::vector<std::string>& argv, double timeout_s) {
 
 TEST_F(KeyProviderTest, ExecGood) {
   ::setenv("CRYPTOTENSOR_KEYS", kEncJwk, 1);
-  const std::string helper = Script(
-      "good.sh",
-      "echo \"fetching $1\" >&2\n"
-      "[ -z \"$CRYPTOTENSOR_KEYS\" ] || echo 'leaked CRYPTOTENSOR_KEYS' >&2\n"
-      "read line && echo 'stdin not empty' >&2\n"
-      "printf '%s' '{\"exp\":1900000001,\"keys\":[" + std::string(kEncJwk) + "]}'");
+  const std::string helper =
+      Script("good.sh",
+             "echo \"fetching $1\" >&2\n"
+             "[ -z \"$CRYPTOTENSOR_KEYS\" ] || echo 'leaked CRYPTOTENSOR_KEYS' >&2\n"
+             "read line && echo 'stdin not empty' >&2\n"
+             "printf '%s' '{\"exp\":1900000001,\"keys\":[" +
+                 std::string(kEncJwk) + "]}'");
   ExecRun run = RunHelper({helper, "llama"}, 10);
   ASSERT_TRUE(run.result.ok()) << run.result.status().message();
   ASSERT_EQ(run.result->keys.size(), 1u);
@@ -292,8 +291,7 @@ TEST_F(KeyProviderTest, ExecHangsIsKilled) {
 TEST_F(KeyProviderTest, ExecGarbage) {
   ExecRun run = RunHelper({Script("garbage.sh", "echo 'not json {'")}, 10);
   ASSERT_FALSE(run.result.ok());
-  EXPECT_NE(run.result.status().message().find("stdout is not a JWK or JWK Set"),
-            std::string::npos)
+  EXPECT_NE(run.result.status().message().find("stdout is not a JWK or JWK Set"), std::string::npos)
       << run.result.status().message();
   run = RunHelper({Script("empty.sh", "exit 0")}, 10);
   ASSERT_FALSE(run.result.ok());
@@ -314,8 +312,7 @@ TEST_F(KeyProviderTest, ExecNonZeroExit) {
       {Script("fail.sh", "echo 'vault: permission denied' >&2\nprintf 'x\\033y\\n' >&2\nexit 3")},
       10);
   ASSERT_FALSE(run.result.ok());
-  EXPECT_NE(run.result.status().message().find("exited with status 3: x\\x1by"),
-            std::string::npos)
+  EXPECT_NE(run.result.status().message().find("exited with status 3: x\\x1by"), std::string::npos)
       << run.result.status().message();
   EXPECT_EQ(run.lines, (std::vector<std::string>{"vault: permission denied", "x\\x1by"}));
   run = RunHelper({Script("sig.sh", "kill -9 $$")}, 10);
@@ -327,10 +324,11 @@ TEST_F(KeyProviderTest, ExecNonZeroExit) {
 }
 
 TEST_F(KeyProviderTest, ExecStderrIsBounded) {
-  ExecRun run = RunHelper(
-      {Script("noisy.sh", "i=0\nwhile [ $i -lt 300 ]; do echo line$i >&2; i=$((i+1)); done\n"
-                          "head -c 5000 /dev/zero | tr '\\0' a >&2\necho >&2\nexit 1")},
-      10);
+  ExecRun run =
+      RunHelper({Script("noisy.sh",
+                        "i=0\nwhile [ $i -lt 300 ]; do echo line$i >&2; i=$((i+1)); done\n"
+                        "head -c 5000 /dev/zero | tr '\\0' a >&2\necho >&2\nexit 1")},
+                10);
   ASSERT_FALSE(run.result.ok());
   ASSERT_EQ(run.lines.size(), 101u);  // 100 lines, then the count of the rest
   EXPECT_EQ(run.lines[0], "line0");
