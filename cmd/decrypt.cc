@@ -33,8 +33,9 @@ Status DecryptOne(const keys::KeyResolver& resolver, const std::string& from, co
 }
 
 Status Decrypt(const DecryptArgs& args) {
-  CTFS_ASSIGN_OR_RETURN(keys::KeyResolver resolver,
-                        keys::KeyResolver::Create({args.key_files, true, true, args.passphrase_file}));
+  CTFS_ASSIGN_OR_RETURN(
+      keys::KeyResolver resolver,
+      keys::KeyResolver::Create({args.key_files, true, true, args.passphrase_file}));
   if (!PathExists(args.src)) return NotFoundError(args.src + ": no such file or directory");
   if (!IsDirectory(args.src)) {
     CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(args.src));

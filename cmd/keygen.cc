@@ -12,9 +12,9 @@
 #include "cmd/common.h"
 #include "cmd/exit_codes.h"
 #include "cmd/subcommands.h"
+#include "crypto/constant_time.h"
 #include "crypto/random.h"
 #include "crypto/signature.h"
-#include "crypto/constant_time.h"
 #include "format/jwk.h"
 #include "keys/passphrase.h"
 
@@ -88,14 +88,14 @@ Status Keygen(const KeygenArgs& args) {
   CTFS_ASSIGN_OR_RETURN(auto x, crypto::Ed25519PublicKeyFromSeed(sign.d));
   sign.x.assign(x.begin(), x.end());
 
-  CTFS_RETURN_IF_ERROR(WriteKeyFile(args.out, {&enc, &sign}, /*include_private=*/true, args.force, pass));
+  CTFS_RETURN_IF_ERROR(
+      WriteKeyFile(args.out, {&enc, &sign}, /*include_private=*/true, args.force, pass));
   std::printf("wrote %s (encryption key %s, %s; signing key %s, ed25519%s)\n", args.out.c_str(),
               enc.kid->c_str(), enc.alg.c_str(), sign.kid->c_str(),
               pass != nullptr ? "; passphrase-protected" : "");
   if (!args.reader_out.empty()) {
     CTFS_RETURN_IF_ERROR(
-        WriteKeyFile(args.reader_out, {&enc, &sign}, /*include_private=*/false, args.force,
-                     pass));
+        WriteKeyFile(args.reader_out, {&enc, &sign}, /*include_private=*/false, args.force, pass));
     std::printf("wrote %s (reader copy: encryption key and public verification key)\n",
                 args.reader_out.c_str());
   }

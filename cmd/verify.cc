@@ -90,8 +90,9 @@ Status VerifyOne(const keys::KeyResolver& resolver, const std::string& path, boo
 }
 
 Status Verify(const VerifyArgs& args) {
-  CTFS_ASSIGN_OR_RETURN(keys::KeyResolver resolver,
-                        keys::KeyResolver::Create({args.key_files, true, true, args.passphrase_file}));
+  CTFS_ASSIGN_OR_RETURN(
+      keys::KeyResolver resolver,
+      keys::KeyResolver::Create({args.key_files, true, true, args.passphrase_file}));
   if (!PathExists(args.path)) return NotFoundError(args.path + ": no such file or directory");
   std::vector<std::string> paths;
   if (IsDirectory(args.path)) {

@@ -361,15 +361,16 @@ Status Parser::ParseKeys(const Entry& e, MountConfig& out) const {
   } else if (e.value.IsSequence() && e.value.size() > 0) {
     for (auto it = e.value.begin(); it != e.value.end(); ++it) sources.push_back(*it);
   } else {
-    return Error(ValueMark(e), "keys: expected a list of key sources ({file: PATH}, {credential: NAME}, {exec: [...]}), got " +
-                                   (e.value.IsSequence() ? "an empty list" : Describe(e.value)));
+    return Error(ValueMark(e),
+                 "keys: expected a list of key sources ({file: PATH}, {credential: NAME}, {exec: "
+                 "[...]}), got " +
+                     (e.value.IsSequence() ? "an empty list" : Describe(e.value)));
   }
   for (size_t i = 0; i < sources.size(); ++i) {
     const std::string name = "keys[" + std::to_string(i) + "]";
-    CTFS_ASSIGN_OR_RETURN(
-        std::vector<Entry> entries,
-        Entries(sources[i], e.value.Mark(), name, name,
-                {"file", "passphrase_file", "credential", "exec", "timeout_s"}));
+    CTFS_ASSIGN_OR_RETURN(std::vector<Entry> entries,
+                          Entries(sources[i], e.value.Mark(), name, name,
+                                  {"file", "passphrase_file", "credential", "exec", "timeout_s"}));
     if (entries.empty()) {
       return Error(sources[i].Mark(),
                    name + ": a key source needs one of file: PATH, credential: NAME, exec: [...]");
@@ -389,8 +390,8 @@ Status Parser::ParseKeys(const Entry& e, MountConfig& out) const {
         continue;
       }
       if (kind != nullptr) {
-        return Error(f.key_mark, name + ": give only one of file, credential, exec (" +
-                                     kind->key + " is given already)");
+        return Error(f.key_mark, name + ": give only one of file, credential, exec (" + kind->key +
+                                     " is given already)");
       }
       kind = &f;
     }
@@ -412,7 +413,8 @@ Status Parser::ParseKeys(const Entry& e, MountConfig& out) const {
         CTFS_ASSIGN_OR_RETURN(k.passphrase_file, Path(*passphrase));
         const std::string pwhy = CheckReadableFile(k.passphrase_file);
         if (!pwhy.empty()) {
-          return Error(ValueMark(*passphrase), "passphrase file " + k.passphrase_file + ": " + pwhy);
+          return Error(ValueMark(*passphrase),
+                       "passphrase file " + k.passphrase_file + ": " + pwhy);
         }
       }
     } else if (kind->key == "credential") {
@@ -428,14 +430,15 @@ Status Parser::ParseKeys(const Entry& e, MountConfig& out) const {
       if (dir != nullptr && dir[0] != '\0') {
         const std::string why = CheckReadableFile(std::string(dir) + "/" + c);
         if (!why.empty()) {
-          return Error(ValueMark(*kind), "credential " + Quote(c) + " ($CREDENTIALS_DIRECTORY=" +
-                                             dir + "): " + why);
+          return Error(ValueMark(*kind),
+                       "credential " + Quote(c) + " ($CREDENTIALS_DIRECTORY=" + dir + "): " + why);
         }
       }
     } else {
       if (!kind->value.IsSequence()) {
-        return Error(ValueMark(*kind), name + ".exec: expected a list [/path/helper, ARG...], got " +
-                                           Describe(kind->value));
+        return Error(
+            ValueMark(*kind),
+            name + ".exec: expected a list [/path/helper, ARG...], got " + Describe(kind->value));
       }
       CTFS_ASSIGN_OR_RETURN(std::vector<Item> items, List(*kind));
       for (Item& item : items) k.exec.push_back(std::move(item.text));

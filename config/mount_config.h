@@ -39,12 +39,12 @@ struct SourcePos {
 // CREDENTIALS_DIRECTORY is set (otherwise the mount reports it); an exec helper must be an
 // existing executable file at load (relative paths resolve against the config's directory).
 struct KeySourceConfig {
-  std::string file;                  // absolute; empty unless a file source
-  std::string passphrase_file;       // absolute; only with file
-  std::string credential;            // a plain file name
-  std::vector<std::string> exec;     // argv; exec[0] absolute
+  std::string file;                   // absolute; empty unless a file source
+  std::string passphrase_file;        // absolute; only with file
+  std::string credential;             // a plain file name
+  std::vector<std::string> exec;      // argv; exec[0] absolute
   std::optional<uint64_t> timeout_s;  // exec only: 1..3600 (default 10)
-  SourcePos pos;                     // of the entry's first key
+  SourcePos pos;                      // of the entry's first key
 };
 
 // Who: every listed field must match (AND); within a list, any entry (OR). An empty list

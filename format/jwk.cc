@@ -181,8 +181,9 @@ Result<JwkDocument> ParseJwkDocumentWithExp(std::string_view json) {
   JwkDocument out;
   if (const Json* exp = FindMember(doc, "exp")) {
     if (!exp->is_number_unsigned() || exp->get<uint64_t>() > uint64_t{INT64_MAX}) {
-      return InvalidArgumentError("JWK document: exp must be a Unix time (a whole number of "
-                                  "seconds)");
+      return InvalidArgumentError(
+          "JWK document: exp must be a Unix time (a whole number of "
+          "seconds)");
     }
     out.exp_unix = static_cast<int64_t>(exp->get<uint64_t>());
   }

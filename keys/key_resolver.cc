@@ -106,8 +106,7 @@ Status CheckSecretFileStat(const struct stat& st, std::string_view kind, const s
   uid_t euid = ::geteuid();
   if (st.st_uid != euid && st.st_uid != 0) {
     return PermissionDeniedError(what + " is owned by uid " + std::to_string(st.st_uid) +
-                                 ", not by uid " + std::to_string(euid) +
-                                 " or root; refusing it");
+                                 ", not by uid " + std::to_string(euid) + " or root; refusing it");
   }
   return Status::Ok();
 }
@@ -136,10 +135,9 @@ Result<std::vector<format::Jwk>> ParseKeyText(const SecretBytes& text) {
 }
 
 Result<format::JwkDocument> ParseKeyDocument(const SecretBytes& text) {
-  CTFS_ASSIGN_OR_RETURN(
-      format::JwkDocument doc,
-      format::ParseJwkDocumentWithExp(
-          std::string_view(reinterpret_cast<const char*>(text.data()), text.size())));
+  CTFS_ASSIGN_OR_RETURN(format::JwkDocument doc,
+                        format::ParseJwkDocumentWithExp(std::string_view(
+                            reinterpret_cast<const char*>(text.data()), text.size())));
   CTFS_RETURN_IF_ERROR(CompleteKeys(&doc.keys));
   return doc;
 }

@@ -3,9 +3,9 @@
 // __crypto_keys__ descriptors, from the sources a user configured, in this order
 // (after the reference registry, cryptotensors-format.md §4.2-4.3):
 //   1. explicit key providers (keys/key_provider.h: `--key FILE`, then the config's `keys:`
-//      entries: files, passphrase-protected files, systemd credentials, exec helpers), like the reference's
-//      DirectKeyProvider: the key of the right kty whose kid equals the descriptor's kid; if
-//      the descriptor has no kid, the first key of that kty;
+//      entries: files, passphrase-protected files, systemd credentials, exec helpers), like the
+//      reference's DirectKeyProvider: the key of the right kty whose kid equals the descriptor's
+//      kid; if the descriptor has no kid, the first key of that kty;
 //   2. the descriptor's `jku`, if it is a file:// URL (file:///abs, file://~/x; relative paths
 //      resolve to nothing, as in the reference); the file is re-read on each lookup;
 //   3. the CRYPTOTENSOR_KEYS environment variable (a JWK or JWK Set), same matching as 1.

@@ -368,7 +368,8 @@ TEST_F(MountConfigTest, KeyProviders) {
       "  - {file: reader.jwk, passphrase_file: reader.jwk}\n"
       "  - {credential: llama.jwk}\n"
       "  - {exec: [helper.sh, llama, --x], timeout_s: 3}\n"
-      "  - exec: [" + helper + "]\n");
+      "  - exec: [" +
+      helper + "]\n");
   ASSERT_TRUE(r.ok()) << r.status().message();
   ASSERT_EQ(r->keys.size(), 4u);
   EXPECT_EQ(r->keys[0].file, key_);
