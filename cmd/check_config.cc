@@ -112,14 +112,16 @@ Status Check(const std::string& file, std::string* summary) {
 
   // Each key file alone first, so that its error points at its entry.
   for (const config::KeySourceConfig& k : cfg.keys) {
-    Result<keys::KeyResolver> one = keys::KeyResolver::Create({{k.file}, false, false});
+    Result<keys::KeyResolver> one =
+        keys::KeyResolver::Create({{}, false, false, "", {KeySpecOf(k)}});
     if (!one.ok()) {
       return InvalidArgumentError(file + ":" + std::to_string(k.pos.line) + ":" +
                                   std::to_string(k.pos.column) + ": " + one.status().message());
     }
   }
   // Then as the mount resolves them (with CRYPTOTENSOR_KEYS and file:// jku).
-  Result<keys::KeyResolver> resolver = keys::KeyResolver::Create({args.key_files, true, true});
+  Result<keys::KeyResolver> resolver = keys::KeyResolver::Create(
+      {args.key_files, true, true, args.passphrase_file, args.key_sources});
   if (!resolver.ok()) return err(resolver.status().message());
   const fs::ServeOptions sopt = ServeOptionsOf(args);
   std::vector<std::string> warnings;

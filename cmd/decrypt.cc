@@ -33,8 +33,9 @@ Status DecryptOne(const keys::KeyResolver& resolver, const std::string& from, co
 }
 
 Status Decrypt(const DecryptArgs& args) {
-  CTFS_ASSIGN_OR_RETURN(keys::KeyResolver resolver,
-                        keys::KeyResolver::Create({args.key_files, true, true}));
+  CTFS_ASSIGN_OR_RETURN(
+      keys::KeyResolver resolver,
+      keys::KeyResolver::Create({args.key_files, true, true, args.passphrase_file}));
   if (!PathExists(args.src)) return NotFoundError(args.src + ": no such file or directory");
   if (!IsDirectory(args.src)) {
     CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(args.src));
@@ -63,6 +64,9 @@ CLI::App* AddDecrypt(CLI::App& app, DecryptArgs& args) {
   c->add_option("-k,--key", args.key_files,
                 "JWK / JWK Set key file (repeatable). Keys are also looked up in "
                 "CRYPTOTENSOR_KEYS and a file:// jku in the header");
+  c->add_option("--passphrase-file", args.passphrase_file,
+                "Passphrase of passphrase-protected --key files (one trailing newline is "
+                "stripped; without it such a file is prompted for on a terminal)");
   c->add_flag("--force", args.force, "Replace DST if it exists");
   c->add_flag("-q,--quiet", args.quiet, "No progress bar or summary");
   return c;

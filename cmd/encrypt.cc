@@ -138,8 +138,9 @@ Status EncryptLocked(const EncryptArgs& args, const WriterKeys& wk, const fs::En
   if (!IsDirectory(args.src)) {
     return InvalidArgumentError(args.src + ": --lock needs a model directory as SRC");
   }
-  CTFS_ASSIGN_OR_RETURN(keys::KeyResolver lock_resolver,
-                        keys::KeyResolver::Create({args.lock_key_files, false, false}));
+  CTFS_ASSIGN_OR_RETURN(
+      keys::KeyResolver lock_resolver,
+      keys::KeyResolver::Create({args.lock_key_files, false, false, args.passphrase_file}));
   CTFS_ASSIGN_OR_RETURN(WriterKeys lk, PickLockKeys(lock_resolver, wk));
   CTFS_RETURN_IF_ERROR(CheckOutputPath(args.dst, args.force));
   // Never committed: removed when it goes out of scope (or by the interrupt handler).
@@ -168,8 +169,9 @@ Status Encrypt(const EncryptArgs& args) {
   if (!args.lock_key_files.empty() && args.lock_globs.empty()) {
     return InvalidArgumentError("--lock-key needs --lock GLOB");
   }
-  CTFS_ASSIGN_OR_RETURN(keys::KeyResolver resolver,
-                        keys::KeyResolver::Create({args.key_files, false, false}));
+  CTFS_ASSIGN_OR_RETURN(
+      keys::KeyResolver resolver,
+      keys::KeyResolver::Create({args.key_files, false, false, args.passphrase_file}));
   CTFS_ASSIGN_OR_RETURN(WriterKeys wk, PickWriterKeys(resolver, args.alg));
   fs::EncryptOptions opt;
   opt.tensor_globs = args.tensors;
@@ -222,6 +224,9 @@ CLI::App* AddEncrypt(CLI::App& app, EncryptArgs& args) {
   c->add_option("--lock", args.lock_globs,
                 "Lock the tensors whose name matches this glob (repeatable): move them into a "
                 "locked shard encrypted under --lock-key; SRC must be a model directory");
+  c->add_option("--passphrase-file", args.passphrase_file,
+                "Passphrase of passphrase-protected --key / --lock-key files (one trailing "
+                "newline is stripped)");
   c->add_option("--lock-key", args.lock_key_files,
                 "JWK / JWK Set file with the lock key (kty oct, its own kid; e.g. from `ctfs "
                 "keygen`); the locked shard is signed with the --key signing key");

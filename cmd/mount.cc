@@ -177,7 +177,8 @@ int LoadAndServe(const MountArgs& args, int ready_fd) {
   };
   std::unique_ptr<fs::ServedTree> tree;
   {
-    auto resolver = keys::KeyResolver::Create({args.key_files, true, true});
+    auto resolver = keys::KeyResolver::Create(
+        {args.key_files, true, true, args.passphrase_file, args.key_sources});
     if (!resolver.ok()) return fail(resolver.status());
     RaiseOpenFileLimit();
     const fs::ServeOptions sopt = ServeOptionsOf(args);
@@ -289,6 +290,9 @@ CLI::App* AddMount(CLI::App& app, MountArgs& args) {
                 "file\"); options given here override its keys");
   c->add_option("-k,--key", args.key_files,
                 "JWK / JWK Set key file (repeatable); also CRYPTOTENSOR_KEYS and file:// jku");
+  c->add_option("--passphrase-file", args.passphrase_file,
+                "Passphrase of passphrase-protected --key files (one trailing newline is "
+                "stripped; without it such a file is prompted for on a terminal)");
   c->add_flag("-f,--foreground", args.foreground, "Stay in the foreground, log to stderr");
   // Ranges keep the byte counts (MiB << 20, KiB) far from overflow and thread counts sane.
   c->add_option("--cache-mb", args.cache_mb, "Decrypted-chunk cache size in MiB (default 256)")

@@ -16,12 +16,23 @@ void Set(const MountArgs& args, const char* option, const std::optional<U>& valu
 
 }  // namespace
 
+keys::KeySourceSpec KeySpecOf(const config::KeySourceConfig& k) {
+  keys::KeySourceSpec spec;
+  spec.file = k.file;
+  spec.passphrase_file = k.passphrase_file;
+  spec.credential = k.credential;
+  spec.exec = k.exec;
+  if (k.timeout_s) spec.timeout_s = static_cast<double>(*k.timeout_s);
+  return spec;
+}
+
 void MergeMountConfig(const config::MountConfig& c, MountArgs& args) {
   Set(args, "SRC", c.source, args.src);
   Set(args, "MNT", c.mountpoint, args.mountpoint);
   if (!c.keys.empty() && args.given.count("--key") == 0) {
     args.key_files.clear();
-    for (const config::KeySourceConfig& k : c.keys) args.key_files.push_back(k.file);
+    args.key_sources.clear();
+    for (const config::KeySourceConfig& k : c.keys) args.key_sources.push_back(KeySpecOf(k));
   }
   Set(args, "--foreground", c.foreground, args.foreground);
   Set(args, "--quiet", c.quiet, args.quiet);

@@ -14,6 +14,9 @@ namespace ctfs::cmd {
 // MergeMountConfig copies every setting `config` has into `args`, except those whose option
 // is in args.given, and takes the policy, audit and embedded_policy settings (no flags) as
 // they are. Sets args.config_path to the file's absolute path.
+// KeySpecOf turns a config `keys:` entry into a key provider spec.
+keys::KeySourceSpec KeySpecOf(const config::KeySourceConfig& k);
+
 void MergeMountConfig(const config::MountConfig& config, MountArgs& args);
 
 // ApplyMountConfig loads args.config_path and merges it (errors: "FILE:LINE:COLUMN: ...",

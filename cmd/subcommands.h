@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/mount_config.h"
+#include "keys/key_provider.h"
 
 namespace ctfs::cmd {
 
@@ -22,6 +23,8 @@ struct KeygenArgs {
   std::string enc_kid;
   std::string sign_kid;
   bool force = false;
+  std::string passphrase_file;  // --passphrase-file: write both files passphrase-protected
+  bool ask_passphrase = false;  // --ask-passphrase: prompt for it on the terminal
 };
 CLI::App* AddKeygen(CLI::App& app, KeygenArgs& args);
 int RunKeygen(const KeygenArgs& args);
@@ -35,6 +38,7 @@ struct EncryptArgs {
   std::string format_version = "2";
   std::vector<std::string> lock_globs;      // --lock
   std::vector<std::string> lock_key_files;  // --lock-key
+  std::string passphrase_file;              // opens passphrase-protected --key/--lock-key files
   bool force = false;
   bool quiet = false;
 };
@@ -44,6 +48,7 @@ int RunEncrypt(const EncryptArgs& args);
 struct DecryptArgs {
   std::string src, dst;
   std::vector<std::string> key_files;
+  std::string passphrase_file;  // opens passphrase-protected --key files
   bool force = false;
   bool quiet = false;
 };
@@ -60,6 +65,7 @@ int RunInspect(const InspectArgs& args);
 struct VerifyArgs {
   std::string path;
   std::vector<std::string> key_files;
+  std::string passphrase_file;  // opens passphrase-protected --key files
   bool allow_plain = false;
   bool quiet = false;
 };
@@ -69,6 +75,10 @@ int RunVerify(const VerifyArgs& args);
 struct MountArgs {
   std::string src, mountpoint;
   std::vector<std::string> key_files;
+  std::string passphrase_file;  // opens passphrase-protected --key files
+  // The config's `keys:` entries (credential, exec, files with passphrase_file), searched
+  // after key_files; replaced by --key like the file entries.
+  std::vector<keys::KeySourceSpec> key_sources;
   bool foreground = false;
   size_t cache_mb = 256;
   size_t threads = 16;

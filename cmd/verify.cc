@@ -90,8 +90,9 @@ Status VerifyOne(const keys::KeyResolver& resolver, const std::string& path, boo
 }
 
 Status Verify(const VerifyArgs& args) {
-  CTFS_ASSIGN_OR_RETURN(keys::KeyResolver resolver,
-                        keys::KeyResolver::Create({args.key_files, true, true}));
+  CTFS_ASSIGN_OR_RETURN(
+      keys::KeyResolver resolver,
+      keys::KeyResolver::Create({args.key_files, true, true, args.passphrase_file}));
   if (!PathExists(args.path)) return NotFoundError(args.path + ": no such file or directory");
   std::vector<std::string> paths;
   if (IsDirectory(args.path)) {
@@ -146,6 +147,9 @@ CLI::App* AddVerify(CLI::App& app, VerifyArgs& args) {
   c->add_option("PATH", args.path, "Encrypted file or model directory")->required();
   c->add_option("-k,--key", args.key_files,
                 "JWK / JWK Set key file (repeatable); also CRYPTOTENSOR_KEYS and file:// jku");
+  c->add_option("--passphrase-file", args.passphrase_file,
+                "Passphrase of passphrase-protected --key files (one trailing newline is "
+                "stripped; without it such a file is prompted for on a terminal)");
   c->add_flag("--allow-plain", args.allow_plain,
               "Accept plain (unencrypted, unauthenticated) safetensors files instead of failing "
               "with exit 3");

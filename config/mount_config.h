@@ -30,10 +30,21 @@ struct SourcePos {
   int column = 0;
 };
 
-// One entry of `keys:`. Today only {file: PATH} (a JWK or JWK Set).
+// One entry of `keys:` (README "Key providers"): exactly one of
+//   {file: PATH}                     a JWK / JWK Set file,
+//   {file: PATH, passphrase_file: P} a passphrase-protected key file (keygen --passphrase-file),
+//   {credential: NAME}               $CREDENTIALS_DIRECTORY/NAME (systemd credentials),
+//   {exec: [/abs/helper, ARG...], timeout_s: N}  a helper printing a JWK / JWK Set.
+// Files (key and passphrase) must exist at load; a credential is checked at load only when
+// CREDENTIALS_DIRECTORY is set (otherwise the mount reports it); an exec helper must be an
+// existing executable file at load (relative paths resolve against the config's directory).
 struct KeySourceConfig {
-  std::string file;  // absolute
-  SourcePos pos;
+  std::string file;                   // absolute; empty unless a file source
+  std::string passphrase_file;        // absolute; only with file
+  std::string credential;             // a plain file name
+  std::vector<std::string> exec;      // argv; exec[0] absolute
+  std::optional<uint64_t> timeout_s;  // exec only: 1..3600 (default 10)
+  SourcePos pos;                      // of the entry's first key
 };
 
 // Who: every listed field must match (AND); within a list, any entry (OR). An empty list

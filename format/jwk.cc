@@ -8,6 +8,7 @@
 #include "format/jwk.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -170,14 +171,28 @@ Jwk Jwk::Clone() const {
 }
 
 Result<std::vector<Jwk>> ParseJwkDocument(std::string_view json) {
+  CTFS_ASSIGN_OR_RETURN(JwkDocument doc, ParseJwkDocumentWithExp(json));
+  return std::move(doc.keys);
+}
+
+Result<JwkDocument> ParseJwkDocumentWithExp(std::string_view json) {
   CTFS_ASSIGN_OR_RETURN(Json doc, internal::ParseStrictSecretJson(json, "JWK document"));
   if (!doc.is_object()) return InvalidArgumentError("JWK document: expected a JSON object");
-  std::vector<Jwk> keys;
+  JwkDocument out;
+  if (const Json* exp = FindMember(doc, "exp")) {
+    if (!exp->is_number_unsigned() || exp->get<uint64_t>() > uint64_t{INT64_MAX}) {
+      return InvalidArgumentError(
+          "JWK document: exp must be a Unix time (a whole number of "
+          "seconds)");
+    }
+    out.exp_unix = static_cast<int64_t>(exp->get<uint64_t>());
+  }
+  std::vector<Jwk>& keys = out.keys;
   if (doc.contains("kty")) {
     // A single JWK (the reference tells the two forms apart by kty).
     CTFS_ASSIGN_OR_RETURN(Jwk jwk, ParseJwk(doc, 0));
     keys.push_back(std::move(jwk));
-    return keys;
+    return out;
   }
   const Json* set = FindMember(doc, "keys");
   if (set == nullptr) {
@@ -189,7 +204,7 @@ Result<std::vector<Jwk>> ParseJwkDocument(std::string_view json) {
     CTFS_ASSIGN_OR_RETURN(Jwk jwk, ParseJwk((*set)[i], i));
     keys.push_back(std::move(jwk));
   }
-  return keys;
+  return out;
 }
 
 std::string SerializeJwkSet(const std::vector<const Jwk*>& keys, bool include_private) {

@@ -5,6 +5,7 @@
 #ifndef CTFS_FORMAT_JWK_H_
 #define CTFS_FORMAT_JWK_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -34,6 +35,17 @@ struct Jwk {
 // Errors are InvalidArgument naming the key's kid/index, never key bytes. `json` is read in
 // place; every copy of it the parser makes lives in the SecretArena and is wiped when freed.
 Result<std::vector<Jwk>> ParseJwkDocument(std::string_view json);
+
+// A key document with its optional top-level "exp" (a Unix time in seconds, as printed by
+// key helpers that lease keys; for a single JWK, its own "exp" member).
+struct JwkDocument {
+  std::vector<Jwk> keys;
+  std::optional<int64_t> exp_unix;
+};
+
+// ParseJwkDocumentWithExp is ParseJwkDocument that also reads "exp" (a non-negative integer;
+// anything else is InvalidArgument).
+Result<JwkDocument> ParseJwkDocumentWithExp(std::string_view json);
 
 // SerializeJwkSet writes {"keys":[...]} with members kty, alg, kid, (jku), k | x, d. If
 // `include_private` is false, k is still written (symmetric) but d is omitted.

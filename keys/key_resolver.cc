@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string_view>
 #include <utility>
 
@@ -21,6 +22,7 @@
 #include "base/secret_bytes.h"
 #include "base/unique_fd.h"
 #include "crypto/signature.h"
+#include "format/encrypted_jwks.h"
 
 namespace ctfs::keys {
 namespace {
@@ -90,45 +92,69 @@ const format::Jwk* SelectKey(const std::vector<format::Jwk>& keys, const std::st
   return nullptr;
 }
 
-Status CheckKeyFileStat(const struct stat& st, const std::string& path) {
-  if (!S_ISREG(st.st_mode)) {
-    return InvalidArgumentError("key file " + path + ": not a regular file");
-  }
+}  // namespace
+
+Status CheckSecretFileStat(const struct stat& st, std::string_view kind, const std::string& path) {
+  const std::string what = std::string(kind) + " " + path;
+  if (!S_ISREG(st.st_mode)) return InvalidArgumentError(what + ": not a regular file");
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return PermissionDeniedError("key file " + path + " is group- or world-writable (mode " + mode +
+    return PermissionDeniedError(what + " is group- or world-writable (mode " + mode +
                                  "); refusing it (chmod go-w)");
   }
   uid_t euid = ::geteuid();
   if (st.st_uid != euid && st.st_uid != 0) {
-    return PermissionDeniedError("key file " + path + " is owned by uid " +
-                                 std::to_string(st.st_uid) + ", not by uid " +
-                                 std::to_string(euid) + " or root; refusing it");
-  }
-  if (static_cast<uint64_t>(st.st_size) > kMaxJwkFileLen) {
-    return InvalidArgumentError("key file " + path + ": too large (" + std::to_string(st.st_size) +
-                                " bytes, limit " + std::to_string(kMaxJwkFileLen) + ")");
+    return PermissionDeniedError(what + " is owned by uid " + std::to_string(st.st_uid) +
+                                 ", not by uid " + std::to_string(euid) + " or root; refusing it");
   }
   return Status::Ok();
 }
 
-}  // namespace
-
-Result<std::vector<format::Jwk>> LoadJwkFile(const std::string& path) {
+Result<SecretBytes> ReadSecretFile(const std::string& path, std::string_view kind) {
+  const std::string what = std::string(kind) + " " + path;
   // O_NONBLOCK: opening a FIFO must not hang; it is refused as not regular right after.
   int raw_fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (raw_fd < 0) return ErrnoError(errno, "key file " + path);
+  if (raw_fd < 0) return ErrnoError(errno, what);
   UniqueFd fd(raw_fd);
   struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, "key file " + path + ": stat");
-  CTFS_RETURN_IF_ERROR(CheckKeyFileStat(st, path));
-
+  if (::fstat(fd.get(), &st) != 0) return ErrnoError(errno, what + ": stat");
+  CTFS_RETURN_IF_ERROR(CheckSecretFileStat(st, kind, path));
+  if (static_cast<uint64_t>(st.st_size) > kMaxJwkFileLen) {
+    return InvalidArgumentError(what + ": too large (" + std::to_string(st.st_size) +
+                                " bytes, limit " + std::to_string(kMaxJwkFileLen) + ")");
+  }
   // The file's text goes straight into locked, wiped memory.
-  SecretBytes json(static_cast<size_t>(st.st_size));
-  CTFS_RETURN_IF_ERROR(PreadExact(fd.get(), json.mutable_span(), 0, path));
-  auto keys = ParseKeys(std::string_view(reinterpret_cast<const char*>(json.data()), json.size()));
-  if (!keys.ok()) return keys.status().WithContext("key file " + path);
+  SecretBytes text(static_cast<size_t>(st.st_size));
+  CTFS_RETURN_IF_ERROR(PreadExact(fd.get(), text.mutable_span(), 0, path));
+  return text;
+}
+
+Result<std::vector<format::Jwk>> ParseKeyText(const SecretBytes& text) {
+  return ParseKeys(std::string_view(reinterpret_cast<const char*>(text.data()), text.size()));
+}
+
+Result<format::JwkDocument> ParseKeyDocument(const SecretBytes& text) {
+  CTFS_ASSIGN_OR_RETURN(format::JwkDocument doc,
+                        format::ParseJwkDocumentWithExp(std::string_view(
+                            reinterpret_cast<const char*>(text.data()), text.size())));
+  CTFS_RETURN_IF_ERROR(CompleteKeys(&doc.keys));
+  return doc;
+}
+
+Result<std::vector<format::Jwk>> LoadJwkFile(const std::string& path) {
+  CTFS_ASSIGN_OR_RETURN(SecretBytes json, ReadSecretFile(path, "key file"));
+  auto keys = ParseKeyText(json);
+  if (!keys.ok()) {
+    if (format::IsEncryptedJwksText(
+            std::string_view(reinterpret_cast<const char*>(json.data()), json.size()))) {
+      return FailedPreconditionError(
+          "key file " + path +
+          " is passphrase-protected: give its passphrase with --passphrase-file FILE (config: "
+          "passphrase_file: FILE), or run on a terminal to be prompted");
+    }
+    return keys.status().WithContext("key file " + path);
+  }
   return keys;
 }
 
@@ -159,9 +185,19 @@ std::optional<std::string> FileUrlToPath(const std::string& jku) {
 Result<KeyResolver> KeyResolver::Create(const KeySourceOptions& options) {
   KeyResolver resolver;
   resolver.use_jku_ = options.use_jku;
+  resolver.only_key_files_ = options.sources.empty();
+  std::vector<std::unique_ptr<KeyProvider>> providers;
   for (const std::string& path : options.key_files) {
-    CTFS_ASSIGN_OR_RETURN(std::vector<format::Jwk> keys, LoadJwkFile(path));
-    for (format::Jwk& key : keys) resolver.explicit_keys_.push_back(std::move(key));
+    providers.push_back(MakeFileKeyProvider(path, options.passphrase_file));
+  }
+  for (const KeySourceSpec& spec : options.sources) {
+    CTFS_ASSIGN_OR_RETURN(std::unique_ptr<KeyProvider> p, MakeKeyProvider(spec));
+    providers.push_back(std::move(p));
+  }
+  for (const std::unique_ptr<KeyProvider>& p : providers) {
+    CTFS_ASSIGN_OR_RETURN(ProvidedKeys got, p->Load());
+    for (format::Jwk& key : got.keys) resolver.explicit_keys_.push_back(std::move(key));
+    resolver.providers_.push_back({p->Describe(), got.exp_unix});
   }
   if (options.use_env) {
     // The value stays in the environment (not ours to wipe); parsing reads it in place, so no
@@ -189,7 +225,8 @@ Result<format::Jwk> KeyResolver::FindKey(const std::string& kty,
   // 1. --key files.
   if (const format::Jwk* key = SelectKey(explicit_keys_, kty, kid)) return key->Clone();
 
-  std::string searched = "--key files (" + CountKeys(explicit_keys_.size()) + ")";
+  std::string searched = std::string(only_key_files_ ? "--key files (" : "key providers (") +
+                         CountKeys(explicit_keys_.size()) + ")";
   std::string errors;
 
   // 2. The descriptor's file:// jku, re-read on each lookup.

@@ -7,12 +7,14 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "config/rfc3339.h"
 
@@ -353,7 +355,55 @@ TEST_F(MountConfigTest, KeyFiles) {
   EXPECT_ERROR_AT("keys:\n  - file: " + key_ + "\n  - file: missing.jwk\n", 3, 11,
                   "key file " + dir_ + "/missing.jwk: No such file or directory");
   EXPECT_ERROR_AT("keys: [{file: " + dir_ + "}]\n", 1, 15, "not a regular file");
-  EXPECT_ERROR_AT("keys: [{}]\n", 1, 8, "a key source needs file: PATH");
+  EXPECT_ERROR_AT("keys: [{}]\n", 1, 8, "a key source needs one of file: PATH");
+}
+
+TEST_F(MountConfigTest, KeyProviders) {
+  const std::string helper = dir_ + "/helper.sh";
+  std::ofstream(helper) << "#!/bin/sh\n";
+  ASSERT_EQ(::chmod(helper.c_str(), 0700), 0);
+  ::unsetenv("CREDENTIALS_DIRECTORY");
+  Result<MountConfig> r = Parse(
+      "keys:\n"
+      "  - {file: reader.jwk, passphrase_file: reader.jwk}\n"
+      "  - {credential: llama.jwk}\n"
+      "  - {exec: [helper.sh, llama, --x], timeout_s: 3}\n"
+      "  - exec: [" +
+      helper + "]\n");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(r->keys.size(), 4u);
+  EXPECT_EQ(r->keys[0].file, key_);
+  EXPECT_EQ(r->keys[0].passphrase_file, key_);
+  EXPECT_EQ(r->keys[1].credential, "llama.jwk");
+  EXPECT_TRUE(r->keys[1].file.empty());
+  EXPECT_EQ(r->keys[1].pos.line, 3);
+  EXPECT_EQ(r->keys[2].exec, (std::vector<std::string>{helper, "llama", "--x"}));
+  EXPECT_EQ(r->keys[2].timeout_s, std::optional<uint64_t>(3));
+  EXPECT_FALSE(r->keys[3].timeout_s.has_value());
+}
+
+TEST_F(MountConfigTest, KeyProviderErrors) {
+  ::unsetenv("CREDENTIALS_DIRECTORY");
+  EXPECT_ERROR_AT("keys: [{file: reader.jwk, credential: c}]\n", 1, 27,
+                  "give only one of file, credential, exec");
+  EXPECT_ERROR_AT("keys: [{credential: c, passphrase_file: reader.jwk}]\n", 1, 24,
+                  "passphrase_file goes with file: only");
+  EXPECT_ERROR_AT("keys: [{credential: c, timeout_s: 3}]\n", 1, 24,
+                  "timeout_s goes with exec: only");
+  EXPECT_ERROR_AT("keys: [{credential: ../x}]\n", 1, 21, "must be a plain file name");
+  EXPECT_ERROR_AT("keys: [{credential: ..}]\n", 1, 21, "must be a plain file name");
+  EXPECT_ERROR_AT("keys: [{file: reader.jwk, passphrase_file: nope}]\n", 1, 44,
+                  "passphrase file " + dir_ + "/nope");
+  EXPECT_ERROR_AT("keys: [{exec: /bin/true}]\n", 1, 15, "expected a list [/path/helper");
+  EXPECT_ERROR_AT("keys: [{exec: [" + key_ + "]}]\n", 1, 16, "not an executable file");
+  EXPECT_ERROR_AT("keys: [{exec: [/bin/true], timeout_s: 0}]\n", 1, 39, "out of range");
+  EXPECT_ERROR_AT("keys: [{exec: [/bin/true], timeout_s: 3601}]\n", 1, 39, "out of range");
+  // With CREDENTIALS_DIRECTORY set, a missing credential is found at load.
+  ::setenv("CREDENTIALS_DIRECTORY", dir_.c_str(), 1);
+  EXPECT_ERROR_AT("keys: [{credential: missing}]\n", 1, 21,
+                  "credential \"missing\" ($CREDENTIALS_DIRECTORY=" + dir_ + ")");
+  EXPECT_TRUE(Parse("keys: [{credential: reader.jwk}]\n").ok());
+  ::unsetenv("CREDENTIALS_DIRECTORY");
 }
 
 TEST_F(MountConfigTest, HostileInputNeverCrashes) {
