@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -647,18 +649,53 @@ Result<PolicyConfig> Parser::ParsePolicy(const Entry& e) const {
   return policy;
 }
 
+// Where each document of a stream starts, for counting them. Not YAML::LoadAll: on a stray
+// token (a lone ",") yaml-cpp 0.7's parser reports an empty document without consuming the
+// token, so LoadAll loops forever, allocating (jbeder/yaml-cpp#1040). A document that starts
+// where the one before it started is that case.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> marks;
+
+  void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 Result<MountConfig> Parser::Parse(std::string_view yaml) {
-  std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
-  if (docs.size() > 1) {
-    return Error(docs[1].Mark(), "more than one YAML document: a config file holds one mount");
+  const std::string text(yaml);
+  {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DocumentStarts starts;
+    // Two documents are enough to refuse the file; the bound also stops the parser's loop.
+    while (starts.marks.size() < 2 && parser.HandleNextDocument(starts)) {
+    }
+    if (starts.marks.size() == 2) {
+      if (starts.marks[1].pos == starts.marks[0].pos) {
+        return Error(starts.marks[0], "YAML syntax error: a stray character where a value "
+                                      "should start");
+      }
+      return Error(starts.marks[1], "more than one YAML document: a config file holds one mount");
+    }
   }
-  if (docs.empty() || docs[0].IsNull()) {
+  const YAML::Node doc = YAML::Load(text);
+  if (doc.IsNull()) {
     return Error(YAML::Mark(), "the file is empty: expected a mapping of settings (see "
                                "config/example.yaml)");
   }
   CTFS_ASSIGN_OR_RETURN(
       std::vector<Entry> entries,
-      Entries(docs[0], docs[0].Mark(), "", "the config",
+      Entries(doc, doc.Mark(), "", "the config",
               {"source", "mountpoint", "keys", "foreground", "quiet", "cache_mb", "threads",
                "decrypt_threads", "prefetch_mb", "prefetch_threads", "read_ahead_kb",
                "direct_io", "allow_other", "allow_bad_files", "log", "audit",
