@@ -54,6 +54,13 @@ std::string QuoteLine(std::string_view text, size_t line) {
   return out;
 }
 
+// A dotted name (package or import path: identifier bytes and dots only, nothing to escape),
+// cut like a quoted line so that a reason stays short whatever the module holds.
+std::string Clip(std::string_view name) {
+  if (name.size() <= kMaxQuotedBytes) return std::string(name);
+  return std::string(name.substr(0, kMaxQuotedBytes)) + "...";
+}
+
 enum class Tok { kIdent, kAssign, kEq, kLBrace, kRBrace, kSemi, kDot, kNewline, kEnd, kBad };
 
 struct Token {
@@ -146,7 +153,7 @@ class Parser {
     std::optional<std::string> pkg = ParsePath();
     if (!pkg || !AtEndOfLine()) return Unsupported("expected `package model`");
     if (*pkg != "model") {
-      return Deny(QuoteLine(text_, package_line) + ": package " + *pkg +
+      return Deny(QuoteLine(text_, package_line) + ": package " + Clip(*pkg) +
                   " leaves data.model.allow undefined");
     }
     if (auto err = ParseImports()) return *std::move(err);
@@ -212,7 +219,7 @@ class Parser {
       Advance();
       std::optional<std::string> path = ParsePath();
       if (!path || !AtEndOfLine()) return Unsupported("a malformed import");
-      if (kKnown.count(*path) == 0) return Unsupported("an import of " + *path);
+      if (kKnown.count(*path) == 0) return Unsupported("an import of " + Clip(*path));
       auto whole = [](std::string_view p) { return p == "rego.v1" || p == "future.keywords"; };
       bool overlaps = seen.count(*path) > 0 || (!seen.empty() && whole(*path));
       for (const std::string& s : seen) overlaps = overlaps || whole(s);

@@ -15,12 +15,13 @@
 #   --work DIR         corpora, artifacts and logs (default ${TMPDIR:-/tmp}/ctfs-fuzz); corpora
 #                      are kept there and grow from run to run
 #   TARGET...          some of: base64 strict_json jwk safetensors_header crypt_metadata
-#                      plain_view open_file (default: all)
+#                      plain_view open_file config glob embedded_policy (default: all)
 # Reproduce a finding: build-fuzz/tests/fuzz/<target>_fuzzer WORK/artifacts/<target>/crash-...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(open_file crypt_metadata safetensors_header plain_view jwk strict_json base64)
+ALL_TARGETS=(open_file crypt_metadata safetensors_header plain_view jwk strict_json base64 config
+             glob embedded_policy)
 seconds=${CTFS_FUZZ_SECONDS:-45}
 total_seconds=""
 jobs=${CTFS_FUZZ_JOBS:-1}
@@ -74,8 +75,17 @@ run_target() {
   local t=$1 secs=$(($(weight "$1") * seconds))
   local args=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
               -artifact_prefix="$work/artifacts/$t/")
-  [ "$t" = base64 ] || args+=(-dict=tests/fuzz/ctfs.dict)
-  case "$t" in open_file|plain_view|safetensors_header|crypt_metadata) args+=(-max_len=8192) ;; esac
+  # A target's own dictionary (tests/fuzz/T.dict), else the JSON one; base64 has none.
+  if [ -f "tests/fuzz/$t.dict" ]; then
+    args+=(-dict="tests/fuzz/$t.dict")
+  elif [ "$t" != base64 ]; then
+    args+=(-dict=tests/fuzz/ctfs.dict)
+  fi
+  case "$t" in
+    open_file|plain_view|safetensors_header|crypt_metadata|config) args+=(-max_len=8192) ;;
+    glob) args+=(-max_len=330) ;;  # the fuzzer caps pattern (64) and text (256) anyway
+    embedded_policy) args+=(-max_len=2048) ;;
+  esac
   mkdir -p "$work/corpus/$t" "$work/artifacts/$t"
   local rc=0
   CTFS_FUZZ_STATS=1 UBSAN_OPTIONS=print_stacktrace=1 \

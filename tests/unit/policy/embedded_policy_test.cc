@@ -215,6 +215,21 @@ TEST(EmbeddedPolicy, QuotesAreEscapedAndTruncated) {
   EXPECT_EQ(r.find(std::string(100, 'a')), std::string::npos) << "not truncated: " << r;
 }
 
+// The package and import names a reason names are cut like the quoted lines (found by
+// tests/fuzz/embedded_policy_fuzzer: a long dotted name made a reason of any length).
+TEST(EmbeddedPolicy, LongNamesInReasonsAreTruncated) {
+  std::string name = "a";
+  for (int i = 0; i < 500; ++i) name += ".a";
+  for (const std::string& text :
+       {"package " + name + "\nallow = true", "package model\nimport " + name + "\nallow = true"}) {
+    const EmbeddedDecision d = DecideEmbeddedPolicy(text);
+    EXPECT_NE(d.verdict, EmbeddedVerdict::kAllow) << text;
+    EXPECT_LT(d.reason.size(), 400u) << d.reason;
+    EXPECT_NE(d.reason.find("a.a.a..."), std::string::npos) << d.reason;
+    EXPECT_EQ(d.reason.find(std::string(name, 0, 200)), std::string::npos) << d.reason;
+  }
+}
+
 TEST(EmbeddedPolicy, OperatorModeOpensAndReportsTheOverride) {
   EmbeddedPolicyOutcome allow = ApplyEmbeddedPolicy("package model\nallow = true", true);
   EXPECT_TRUE(allow.status.ok());
