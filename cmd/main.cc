@@ -60,6 +60,7 @@ int Main(int argc, char** argv) {
   ctfs::cmd::MountArgs mount;
   ctfs::cmd::UmountArgs umount;
   ctfs::cmd::CheckConfigArgs check_config;
+  ctfs::cmd::StatusArgs status;
   CLI::App* keygen_cmd = ctfs::cmd::AddKeygen(app, keygen);
   CLI::App* encrypt_cmd = ctfs::cmd::AddEncrypt(app, encrypt);
   CLI::App* decrypt_cmd = ctfs::cmd::AddDecrypt(app, decrypt);
@@ -68,6 +69,7 @@ int Main(int argc, char** argv) {
   CLI::App* mount_cmd = ctfs::cmd::AddMount(app, mount);
   CLI::App* umount_cmd = ctfs::cmd::AddUmount(app, umount);
   CLI::App* check_config_cmd = ctfs::cmd::AddCheckConfig(app, check_config);
+  CLI::App* status_cmd = ctfs::cmd::AddStatus(app, status);
   if (!CheckSubcommand(app, argc, argv)) return ctfs::cmd::kExitUsage;
   try {
     app.parse(argc, argv);
@@ -83,6 +85,7 @@ int Main(int argc, char** argv) {
   if (mount_cmd->parsed()) return ctfs::cmd::RunMount(mount);
   if (umount_cmd->parsed() || umount.via_revoke) return ctfs::cmd::RunUmount(umount);
   if (check_config_cmd->parsed()) return ctfs::cmd::RunCheckConfig(check_config);
+  if (status_cmd->parsed()) return ctfs::cmd::RunStatus(status);
   return ctfs::cmd::kExitUsage;
 }
 

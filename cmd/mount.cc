@@ -17,18 +17,23 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <optional>
 
 #include "cmd/common.h"
+#include "cmd/control_socket.h"
+#include "cmd/daemon_status.h"
 #include "cmd/daemon_process.h"
 #include "cmd/exit_codes.h"
 #include "cmd/mount_access.h"
 #include "cmd/mount_config_merge.h"
 #include "cmd/mount_table.h"
+#include "cmd/service_notify.h"
 #include "cmd/subcommands.h"
 #include "base/secret_arena.h"
 #include "fs/fuse/daemon.h"
+#include "fs/mount_stats.h"
 #include "fs/served_tree.h"
 #include "keys/key_resolver.h"
 
@@ -111,6 +116,16 @@ void TuneAllocator() {
   mallopt(M_ARENA_MAX, 2);
 }
 
+// LocalTimeNow: "YYYY-MM-DD HH:MM:SS" for status lines.
+std::string LocalTimeNow() {
+  const time_t now = ::time(nullptr);
+  struct tm tm_now {};
+  ::localtime_r(&now, &tm_now);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm_now);
+  return buf;
+}
+
 int Serve(fs::ServedTree& tree, const MountArgs& args, fs::AccessControl* access, int ready_fd) {
   TuneAllocator();
   tree.StartWorkers();
@@ -124,7 +139,51 @@ int Serve(fs::ServedTree& tree, const MountArgs& args, fs::AccessControl* access
     // SIGHUP re-reads the policy from the config file.
     opt.reload = [&args, access] { return ReloadPolicy(args.config_path, access->files()); };
   }
+  // `ctfs status`: counters, and the control socket that answers with them once mounted.
+  fs::MountStats stats(tree.tree().nodes().size());
+  opt.stats = &stats;
+  DaemonStatus status(tree, stats, access, args.src, args.mountpoint, args.cache_mb << 20,
+                      args.prefetch_mb << 20);
+  std::unique_ptr<ControlServer> control;
+  // The service manager (systemd Type=notify) hears what the daemon does.
+  const std::string serving = "serving " + std::to_string(tree.tree().FileCount()) +
+                              " files from " + args.src + " at " + args.mountpoint;
+  opt.on_event = [&serving, &status](fs::DaemonEvent e, const std::string& detail) {
+    switch (e) {
+      case fs::DaemonEvent::kRevoking:
+        NotifyService("STOPPING=1\nSTATUS=revoking access (" + detail + ")");
+        break;
+      case fs::DaemonEvent::kUnmounted:
+        NotifyService("STOPPING=1\nSTATUS=unmounted; wiping keys");
+        break;
+      case fs::DaemonEvent::kReloading:
+        NotifyService("RELOADING=1\nSTATUS=reloading the access policy");
+        break;
+      case fs::DaemonEvent::kReloaded:
+        status.PolicyReloaded();
+        NotifyReady(serving + "; policy reloaded at " + LocalTimeNow());
+        break;
+      case fs::DaemonEvent::kReloadRejected:
+        status.PolicyReloadRejected(detail);
+        NotifyReady(serving + "; policy reload rejected at " + LocalTimeNow() + ": " + detail);
+        break;
+    }
+  };
   Status st = fs::MountAndServe(tree, opt, [&](const Status& s) {
+    // Called after a statvfs() of the mountpoint was answered by the running loop: reads
+    // through the mount work from here on.
+    if (s.ok()) {
+      auto server = ControlServer::Start(
+          [&status](const std::string& request) { return status.Answer(request); });
+      if (server.ok()) {
+        control = std::move(*server);
+        spdlog::info("control socket {} (`ctfs status {}`)", control->path(), args.mountpoint);
+      } else {
+        spdlog::warn("no control socket (`ctfs status` will not work): {}",
+                     server.status().message());
+      }
+      NotifyReady(serving);
+    }
     if (ready_fd < 0) {
       if (s.ok() && !args.quiet) {
         std::printf("mounted %s at %s (foreground; Ctrl-C or `ctfs umount` to stop)\n",
@@ -146,6 +205,7 @@ int Serve(fs::ServedTree& tree, const MountArgs& args, fs::AccessControl* access
       }
     }
   });
+  control.reset();  // stops its thread and removes the socket file
   if (!st.ok()) {
     spdlog::error("{}", st.message());
     return ExitCodeFor(st);
@@ -168,7 +228,9 @@ void RaiseOpenFileLimit() {
 // tree (which unwraps the data keys; the master keys are wiped right after), reports the
 // outcome on `ready_fd` (background) or stderr (foreground), and serves until unmounted.
 int LoadAndServe(const MountArgs& args, int ready_fd) {
+  NotifyStatus("verifying " + args.src + " and loading keys");
   auto fail = [&](const Status& st) {
+    NotifyStatus("failed: " + st.message());
     if (ready_fd < 0) return Fail(st);
     const std::string msg = std::to_string(ExitCodeFor(st)) + " " + st.message();
     (void)!::write(ready_fd, msg.data(), msg.size());

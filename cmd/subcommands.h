@@ -121,6 +121,13 @@ struct UmountArgs {
 CLI::App* AddUmount(CLI::App& app, UmountArgs& args);
 int RunUmount(const UmountArgs& args);
 
+struct StatusArgs {
+  std::string mountpoint;
+  bool json = false;
+};
+CLI::App* AddStatus(CLI::App& app, StatusArgs& args);
+int RunStatus(const StatusArgs& args);
+
 }  // namespace ctfs::cmd
 
 #endif  // CTFS_CMD_SUBCOMMANDS_H_

@@ -230,6 +230,7 @@ Status EncryptedFile::OpenUnit(size_t index, uint64_t unit, ByteSpan cipher,
     st = crypto::AeadOpen(alg_, deks_[index].span(), e->iv, cipher, e->tag, out);
   }
   if (!st.ok()) return UnitError(index, unit, st);
+  decrypted_bytes_.fetch_add(out.size(), std::memory_order_relaxed);
   return Status::Ok();
 }
 

@@ -16,6 +16,7 @@
 #ifndef CTFS_FS_ENCRYPTED_FILE_H_
 #define CTFS_FS_ENCRYPTED_FILE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -173,6 +174,10 @@ class EncryptedFile {
   // Longest read done with O_DIRECT: bounds each thread's staging buffer.
   static constexpr size_t kMaxDirectReadLen = 8u << 20;
 
+  // decrypted_bytes: plaintext bytes authenticated and decrypted so far (every unit counts
+  // each time it is decrypted; for `ctfs status`).
+  uint64_t decrypted_bytes() const { return decrypted_bytes_.load(std::memory_order_relaxed); }
+
  private:
   EncryptedFile() = default;
   Status UnitError(size_t index, uint64_t unit, const Status& cause) const;
@@ -197,6 +202,7 @@ class EncryptedFile {
   // Per tensor index: its __encryption__ entry (nullptr = stored in plain) and data key.
   std::vector<const format::TensorCrypto*> entries_;
   std::vector<SecretBytes> deks_;
+  mutable std::atomic<uint64_t> decrypted_bytes_{0};  // relaxed: a statistic
   // Tensor indices sorted by data offset, for range lookups.
   std::vector<size_t> by_offset_;
 };

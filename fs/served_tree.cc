@@ -294,6 +294,13 @@ uint64_t ServedTree::prefetched() const {
   return prefetcher_ ? prefetcher_->completed() : 0;
 }
 
+uint64_t ServedTree::DecryptedBytes(uint64_t ino) const {
+  ReaderLock lock(mu_);
+  if (ino == 0 || ino > encrypted_.size() || encrypted_[ino - 1] == nullptr) return 0;
+  const EncryptedFile* f = encrypted_[ino - 1]->encrypted_file();
+  return f != nullptr ? f->decrypted_bytes() : 0;
+}
+
 void ServedTree::Revoke() {
   revoked_.store(true);
   {

@@ -144,6 +144,9 @@ class ServedTree {
 
   const ChunkCache& cache() const { return *cache_; }
   uint64_t prefetched() const;
+  // DecryptedBytes: plaintext bytes decrypted so far for file `ino` (0 for other files, and
+  // after Revoke()).
+  uint64_t DecryptedBytes(uint64_t ino) const;
 
  private:
   ServedTree() = default;

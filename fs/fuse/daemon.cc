@@ -178,16 +178,19 @@ class PolicyThread {
       std::vector<uint64_t> inos;
       const int64_t now = static_cast<int64_t>(std::time(nullptr));
       if (reload) {
+        Announce(DaemonEvent::kReloading, "SIGHUP: re-reading the policy");
         auto fresh = options_.reload();
         if (fresh.ok()) {
           spdlog::info("SIGHUP: policy reloaded");
           inos = access.Replace(std::move(*fresh));
+          Announce(DaemonEvent::kReloaded, "policy reloaded");
           // Entries the kernel cached under the old policy would show hidden names.
           if (access.Hides()) InvalidateEntries();
         } else {
           spdlog::error("SIGHUP: reload rejected, the current policy stays: {}",
                         fresh.status().message());
           access.Audit("reload", "rejected, the current policy stays: " + fresh.status().message());
+          Announce(DaemonEvent::kReloadRejected, fresh.status().message());
         }
         next = access.NextTransition();
       } else if (next && *next <= now) {
@@ -201,6 +204,10 @@ class PolicyThread {
       for (uint64_t ino : inos) (void)fuse_lowlevel_notify_inval_inode(se_, ino, 0, 0);
       access.Flush();
     }
+  }
+
+  void Announce(DaemonEvent e, const std::string& detail) {
+    if (options_.on_event) options_.on_event(e, detail);
   }
 
   void InvalidateEntries() {
@@ -233,7 +240,7 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
   for (std::string& s : arg_strings) argv.push_back(s.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
 
-  OpsContext ctx{&tree, options.access};
+  OpsContext ctx{&tree, options.access, options.stats};
   fuse_lowlevel_ops ops = MakeOperations();
   fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), &ctx);
   fuse_opt_free_args(&args);
@@ -279,6 +286,7 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
   });
 
   std::atomic<bool> loop_done{false};
+  std::atomic<bool> revoking{false};
   const pthread_t loop_thread = pthread_self();
   PolicyThread policy_thread(se, tree.tree(), options);
   std::thread revoker([&] {
@@ -294,6 +302,8 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
       return;
     }
     if (c != 't') return;  // 'q': the loop ended by itself (unmounted)
+    revoking.store(true);
+    if (options.on_event) options.on_event(DaemonEvent::kRevoking, "signal received");
     spdlog::info("signal received: revoking access");
     if (options.access != nullptr) options.access->Audit("revoke", "signal received: revoking access");
     tree.Revoke();
@@ -316,6 +326,9 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
   (void)!::write(pipe_fds[1], &q, 1);
   revoker.join();
   policy_thread.Stop();
+  if (!revoking.load() && options.on_event) {
+    options.on_event(DaemonEvent::kUnmounted, "unmounted");
+  }
 
   const ChunkCache& cache = tree.cache();
   spdlog::info(

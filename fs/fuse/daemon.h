@@ -19,9 +19,20 @@
 #include "base/result.h"
 #include "base/status.h"
 #include "fs/access_control.h"
+#include "fs/mount_stats.h"
 #include "fs/served_tree.h"
 
 namespace ctfs::fs {
+
+// What the daemon tells its caller while it serves (DaemonOptions::on_event), e.g. for the
+// service manager.
+enum class DaemonEvent {
+  kRevoking,        // a signal asked to stop: about to deny, invalidate and wipe
+  kUnmounted,       // the mount was unmounted from outside (fusermount3 -u, ctfs umount)
+  kReloading,       // SIGHUP: re-reading the policy
+  kReloaded,        // the new policy is in force
+  kReloadRejected,  // the file was invalid; the current policy stays (detail: why)
+};
 
 struct DaemonOptions {
   std::string mountpoint;
@@ -32,10 +43,15 @@ struct DaemonOptions {
   // policy thread re-decides live opens when a rule's window opens or closes, and invalidates
   // the page cache of the files taken away (AccessControl::Reevaluate).
   AccessControl* access = nullptr;
+  // stats: per-file opens, denials and bytes read are counted here (null: not counted).
+  MountStats* stats = nullptr;
   // reload: what SIGHUP does when set: read the policy again; a valid one replaces the current
   // policy at once (same invalidation), an error is logged and audited and the old policy
   // stays. Unset: SIGHUP revokes and unmounts, as a terminal hangup would.
   std::function<Result<std::shared_ptr<const policy::AccessPolicy>>()> reload;
+  // on_event (optional): called from the daemon's threads at each DaemonEvent, before the
+  // work it announces; `detail` is a message for people. Must be quick and must not throw.
+  std::function<void(DaemonEvent, const std::string& detail)> on_event;
 };
 
 // MountAndServe mounts `tree` and serves it until unmount or signal, then revokes. `ready`

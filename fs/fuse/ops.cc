@@ -127,6 +127,18 @@ void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_i
   });
 }
 
+MountStats* Stats(fuse_req_t req) {
+  return static_cast<OpsContext*>(fuse_req_userdata(req))->stats;
+}
+
+void CountRead(fuse_req_t req, fuse_ino_t ino, const std::vector<ByteSpan>& spans) {
+  MountStats* stats = Stats(req);
+  if (stats == nullptr) return;
+  uint64_t len = 0;
+  for (ByteSpan s : spans) len += s.size();
+  stats->CountRead(ino, len);
+}
+
 void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Guard(req, "open", [&] {
     if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
@@ -144,6 +156,7 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       if (!decided.ok()) {
         spdlog::warn("open denied by policy: {}: {} (uid {} pid {})", n->rel_path,
                      decided.status().message(), ctx->uid, ctx->pid);
+        if (ops_ctx->stats != nullptr) ops_ctx->stats->CountDenial(ino);
         return (void)fuse_reply_err(req, EACCES);
       }
       grant = std::move(*decided);
@@ -153,9 +166,11 @@ void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       spdlog::warn("open denied: {}: {} (uid {} pid {})", n ? n->rel_path : "?",
                    h.status().message(), ctx->uid, ctx->pid);
       if (ops_ctx->access != nullptr) ops_ctx->access->AuditRefusal(caller, ino, h.status().message());
+      if (ops_ctx->stats != nullptr) ops_ctx->stats->CountDenial(ino);
       return (void)fuse_reply_err(req, ErrnoFor(h.status()));
     }
     spdlog::info("open {} (uid {} pid {})", n->rel_path, ctx->uid, ctx->pid);
+    if (ops_ctx->stats != nullptr) ops_ctx->stats->CountOpen(ino);
     fi->fh = reinterpret_cast<uint64_t>(new OpenHandle(std::move(*h)));
     fi->keep_cache = 1;  // immutable: keep cached pages across opens
     if (fuse_reply_open(req, fi) != 0) delete reinterpret_cast<OpenHandle*>(fi->fh);
@@ -180,6 +195,7 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
       iov.reserve(spans.spans.size());
       for (ByteSpan s : spans.spans) iov.push_back({const_cast<uint8_t*>(s.data()), s.size()});
       if (iov.empty()) return (void)fuse_reply_buf(req, nullptr, 0);
+      CountRead(req, ino, spans.spans);
       return (void)fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
     }
     // Replies that are copied (header bytes, passthrough files, tensors stored in plain) go
@@ -197,6 +213,7 @@ void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info
     const bool wipe = h->encrypted();
     auto n = Tree(req).Read(*h, static_cast<uint64_t>(off), *buf);
     if (!n.ok()) return fail(n.status());
+    if (MountStats* stats = Stats(req)) stats->CountRead(ino, *n);
     fuse_reply_buf(req, reinterpret_cast<const char*>(buf->data()), *n);
     if (wipe) WipeMemory(buf->data(), *n);
   });

@@ -6,6 +6,7 @@
 #define CTFS_FS_FUSE_OPS_H_
 
 #include "fs/fuse/fuse_api.h"
+#include "fs/mount_stats.h"
 #include "fs/served_tree.h"
 
 namespace ctfs::fs {
@@ -14,6 +15,7 @@ namespace ctfs::fs {
 struct OpsContext {
   ServedTree* tree = nullptr;
   AccessControl* access = nullptr;  // null: no policy, no audit (file modes decide)
+  MountStats* stats = nullptr;      // null: nothing counted
 };
 
 // MakeOperations returns the operations table (the AssignOperations of the style guide).

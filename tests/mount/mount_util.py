@@ -583,3 +583,56 @@ class Holder:
 def copy_tree(src, dst):
     shutil.copytree(src, dst, symlinks=True)
     return Path(dst)
+
+
+# ---------------------------------------------------------------------------------------------
+# systemd notifications
+# ---------------------------------------------------------------------------------------------
+
+class NotifyListener:
+    """An AF_UNIX datagram socket standing in for systemd's $NOTIFY_SOCKET: `address` is a path,
+    or "@name" for an abstract socket (how systemd hands it out). `env()` is what the daemon
+    needs in its environment; `next(timeout)` returns one message as a dict of its assignments
+    (plus "_raw"), or None on timeout."""
+
+    def __init__(self, address: str):
+        import socket
+        self.address = address
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind("\0" + address[1:] if address.startswith("@") else address)
+        self.messages = []
+
+    def env(self):
+        return {"NOTIFY_SOCKET": self.address}
+
+    def next(self, timeout):
+        r, _, _ = select.select([self.sock], [], [], timeout)
+        if not r:
+            return None
+        raw = self.sock.recv(65536).decode()
+        msg = dict(line.split("=", 1) for line in raw.splitlines() if "=" in line)
+        msg["_raw"] = raw
+        self.messages.append(msg)
+        return msg
+
+    def wait_for(self, key, timeout, on_message=None):
+        """Reads messages until one assigns `key`; returns it (None on timeout). `on_message`
+        is called on each message as it arrives."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            msg = self.next(left)
+            if msg is None:
+                return None
+            if on_message:
+                on_message(msg)
+            if key in msg:
+                return msg
+        return None
+
+    def close(self):
+        self.sock.close()
+        if not self.address.startswith("@"):
+            try:
+                os.unlink(self.address)
+            except FileNotFoundError:
+                pass
