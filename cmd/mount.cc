@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -23,15 +24,17 @@
 
 #include "cmd/common.h"
 #include "cmd/control_socket.h"
-#include "cmd/daemon_status.h"
 #include "cmd/daemon_process.h"
+#include "cmd/daemon_status.h"
 #include "cmd/exit_codes.h"
+#include "cmd/metrics_file.h"
 #include "cmd/mount_access.h"
 #include "cmd/mount_config_merge.h"
 #include "cmd/mount_table.h"
 #include "cmd/service_notify.h"
 #include "cmd/subcommands.h"
 #include "base/secret_arena.h"
+#include "format/prometheus_text.h"
 #include "fs/fuse/daemon.h"
 #include "fs/mount_stats.h"
 #include "fs/served_tree.h"
@@ -145,6 +148,7 @@ int Serve(fs::ServedTree& tree, const MountArgs& args, fs::AccessControl* access
   DaemonStatus status(tree, stats, access, args.src, args.mountpoint, args.cache_mb << 20,
                       args.prefetch_mb << 20);
   std::unique_ptr<ControlServer> control;
+  std::unique_ptr<MetricsFile> metrics;
   // The service manager (systemd Type=notify) hears what the daemon does.
   const std::string serving = "serving " + std::to_string(tree.tree().FileCount()) +
                               " files from " + args.src + " at " + args.mountpoint;
@@ -182,6 +186,16 @@ int Serve(fs::ServedTree& tree, const MountArgs& args, fs::AccessControl* access
         spdlog::warn("no control socket (`ctfs status` will not work): {}",
                      server.status().message());
       }
+      if (!args.metrics_file.empty()) {
+        auto started = MetricsFile::Start(
+            args.metrics_file, std::chrono::seconds(args.metrics_interval_s),
+            [&status] { return format::MountStatusToPrometheus(status.Collect()); });
+        if (started.ok()) {
+          metrics = std::move(*started);
+        } else {
+          spdlog::warn("no metrics file: {}", started.status().message());
+        }
+      }
       NotifyReady(serving);
     }
     if (ready_fd < 0) {
@@ -205,6 +219,7 @@ int Serve(fs::ServedTree& tree, const MountArgs& args, fs::AccessControl* access
       }
     }
   });
+  metrics.reset();  // stops its thread and removes the file
   control.reset();  // stops its thread and removes the socket file
   if (!st.ok()) {
     spdlog::error("{}", st.message());
@@ -289,6 +304,14 @@ int Mount(const MountArgs& raw_args) {
   args.mountpoint = std::filesystem::canonical(raw_args.mountpoint, ec).string();
   if (ec) return Fail(ErrnoError(ec.value(), raw_args.mountpoint));
   if (!args.log_file.empty()) args.log_file = std::filesystem::absolute(args.log_file).string();
+  if (!args.metrics_file.empty()) {
+    args.metrics_file = std::filesystem::absolute(args.metrics_file).string();
+    const std::filesystem::path folder = std::filesystem::path(args.metrics_file).parent_path();
+    if (!std::filesystem::is_directory(folder, ec)) {
+      return Fail(NotFoundError("--metrics-file " + args.metrics_file + ": no folder " +
+                                folder.string()));
+    }
+  }
   // The daemon re-reads the config on SIGHUP from "/".
   if (!args.config_path.empty()) {
     args.config_path = std::filesystem::absolute(args.config_path).string();
@@ -387,6 +410,12 @@ CLI::App* AddMount(CLI::App& app, MountArgs& args) {
   c->add_option("--log-file", args.log_file,
                 "Log to this file (default: stderr in foreground, "
                 "syslog in background)");
+  c->add_option("--metrics-file", args.metrics_file,
+                "Write the `ctfs status` figures to this file in the Prometheus text format "
+                "(node_exporter textfile collector), atomically, every --metrics-interval-s");
+  c->add_option("--metrics-interval-s", args.metrics_interval_s,
+                "Seconds between --metrics-file rewrites (default 5)")
+      ->check(CLI::Range(size_t{1}, size_t{3600}));
   c->add_option("--log-level", args.log_level, "trace, debug, info (default), warn, error")
       ->check(
           CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "critical", "off"}));

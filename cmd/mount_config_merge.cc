@@ -47,6 +47,8 @@ void MergeMountConfig(const config::MountConfig& c, MountArgs& args) {
   Set(args, "--allow-bad-files", c.allow_bad_files, args.allow_bad_files);
   Set(args, "--log-level", c.log.level, args.log_level);
   Set(args, "--log-file", c.log.file, args.log_file);
+  Set(args, "--metrics-file", c.metrics.file, args.metrics_file);
+  Set(args, "--metrics-interval-s", c.metrics.interval_s, args.metrics_interval_s);
   args.policy = c.policy;
   args.audit = c.audit;
   args.embedded_policy = c.embedded_policy.value_or(config::EmbeddedPolicyMode::kReference);

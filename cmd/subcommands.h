@@ -91,6 +91,8 @@ struct MountArgs {
   bool allow_bad_files = false;
   std::string log_file;
   std::string log_level = "info";
+  std::string metrics_file;  // empty: none
+  size_t metrics_interval_s = 5;
   bool quiet = false;
   // --config FILE (cmd/mount_config_merge.h): the file, made absolute (for SIGHUP re-reads),
   // and what only the file can say. Empty / absent without --config.

@@ -128,6 +128,7 @@ class Parser {
 
   Status ParseKeys(const Entry& e, MountConfig& out) const;
   Status ParseLog(const Entry& e, LogConfig& out) const;
+  Status ParseMetrics(const Entry& e, MetricsConfig& out) const;
   Status ParseAudit(const Entry& e, AuditConfig& out) const;
   Result<PolicyConfig> ParsePolicy(const Entry& e) const;
   Result<RuleConfig> ParseRule(const YAML::Node& n, const std::string& prefix) const;
@@ -476,6 +477,19 @@ Status Parser::ParseLog(const Entry& e, LogConfig& out) const {
   return Status::Ok();
 }
 
+Status Parser::ParseMetrics(const Entry& e, MetricsConfig& out) const {
+  CTFS_ASSIGN_OR_RETURN(std::vector<Entry> entries, Entries(e.value, e.key_mark, "metrics",
+                                                            "metrics", {"file", "interval_s"}));
+  for (const Entry& f : entries) {
+    if (f.key == "file") {
+      CTFS_ASSIGN_OR_RETURN(out.file, Path(f));
+    } else {
+      CTFS_ASSIGN_OR_RETURN(out.interval_s, Unsigned(f, 1, 3600));
+    }
+  }
+  return Status::Ok();
+}
+
 Status Parser::ParseAudit(const Entry& e, AuditConfig& out) const {
   CTFS_ASSIGN_OR_RETURN(std::vector<Entry> entries,
                         Entries(e.value, e.key_mark, "audit", "audit", {"file", "stderr"}));
@@ -698,7 +712,7 @@ Result<MountConfig> Parser::Parse(std::string_view yaml) {
       Entries(doc, doc.Mark(), "", "the config",
               {"source", "mountpoint", "keys", "foreground", "quiet", "cache_mb", "threads",
                "decrypt_threads", "prefetch_mb", "prefetch_threads", "read_ahead_kb",
-               "direct_io", "allow_other", "allow_bad_files", "log", "audit",
+               "direct_io", "allow_other", "allow_bad_files", "log", "metrics", "audit",
                "embedded_policy", "policy"}));
   MountConfig c;
   c.path = path_;
@@ -735,6 +749,8 @@ Result<MountConfig> Parser::Parse(std::string_view yaml) {
       CTFS_ASSIGN_OR_RETURN(c.allow_bad_files, Bool(f));
     } else if (k == "log") {
       CTFS_RETURN_IF_ERROR(ParseLog(f, c.log));
+    } else if (k == "metrics") {
+      CTFS_RETURN_IF_ERROR(ParseMetrics(f, c.metrics));
     } else if (k == "audit") {
       CTFS_RETURN_IF_ERROR(ParseAudit(f, c.audit));
     } else if (k == "embedded_policy") {

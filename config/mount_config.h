@@ -91,6 +91,11 @@ struct LogConfig {
   std::optional<std::string> file;   // absolute
 };
 
+struct MetricsConfig {
+  std::optional<std::string> file;  // absolute; Prometheus text format, rewritten atomically
+  std::optional<size_t> interval_s;  // how often (1..3600)
+};
+
 struct AuditConfig {
   std::optional<std::string> file;  // absolute; JSON lines, append-only, mode 0600
   bool to_stderr = false;           // also write each line to stderr (journal under systemd)
@@ -116,6 +121,7 @@ struct MountConfig {
   std::optional<bool> allow_other;
   std::optional<bool> allow_bad_files;
   LogConfig log;
+  MetricsConfig metrics;
   AuditConfig audit;
   std::optional<EmbeddedPolicyMode> embedded_policy;
   std::optional<PolicyConfig> policy;  // absent: no policy (the mount behaves as without one)

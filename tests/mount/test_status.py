@@ -161,3 +161,61 @@ def test_status_of_a_non_mount_exits_5(ctfs, tmp_path):
     assert "not a ctfs mount" in r.stderr, r.stderr
     r = ctfs.run("status", "--json", tmp_path / "missing", timeout=30)
     assert r.rc == M.EXIT_NOT_FOUND and r.stdout == "", r.describe()
+
+
+def prom_samples(text):
+    """{(name, labels): value} of a Prometheus text file, every line checked for shape."""
+    import re
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("# HELP ") or line.startswith("# TYPE "):
+            continue
+        m = re.fullmatch(r'([a-z_]+)\{((?:[a-z_]+="(?:[^"\\]|\\.)*",?)+)\} ([0-9.]+)', line)
+        assert m, f"malformed metrics line: {line!r}"
+        out[(m.group(1), m.group(2))] = float(m.group(3))
+    return out
+
+
+def test_metrics_file_follows_activity_and_is_removed(ctfs, keys, small_model, mounter,
+                                                      public_dir, tmp_path):
+    mnt = public_dir / "mnt-metrics"
+    prom_dir = tmp_path / "textfile"
+    prom_dir.mkdir()
+    prom = prom_dir / "ctfs.prom"
+    pid, log = mount_at(ctfs, keys, mounter, small_model.enc, mnt,
+                        args=("--metrics-file", prom, "--metrics-interval-s", "1"))
+    # Written once before the mount answers, then every second.
+    assert prom.exists() and stat.S_IMODE(prom.stat().st_mode) == 0o644
+    label = f'mountpoint="{mnt}"'
+    weights = f'{label},path="weights.safetensors",kind="encrypted"'
+    first = prom_samples(prom.read_text())
+    assert first[("ctfs_up", label)] == 1
+    assert first[("ctfs_file_opens_total", weights)] == 0
+    data = (mnt / "weights.safetensors").read_bytes()
+    assert data == small_model.plain_bytes("weights.safetensors")
+    seen = {}
+
+    def updated():
+        seen.update(prom_samples(prom.read_text()))
+        return seen.get(("ctfs_file_opens_total", weights)) == 1
+
+    assert M.wait_until(updated, timeout=10), seen
+    assert seen[("ctfs_file_read_bytes_total", weights)] == len(data)
+    assert seen[("ctfs_file_decrypted_bytes_total", weights)] >= len(data) * 0.9
+    assert seen[("ctfs_files_served", label)] == len(by_path(status_json(ctfs, mnt)))
+    # Rewritten by rename: no temporary left next to it for the collector to trip over.
+    assert [p.name for p in prom_dir.iterdir()] == ["ctfs.prom"]
+    r = ctfs.run("umount", mnt, timeout=30)
+    assert r.rc == 0, r.describe()
+    assert M.wait_until(lambda: not prom.exists(), timeout=10), "metrics file left after umount"
+    assert list(prom_dir.iterdir()) == []
+
+
+def test_metrics_file_in_a_missing_folder_is_refused(ctfs, keys, small_model, public_dir,
+                                                     tmp_path):
+    mnt = public_dir / "mnt-metrics-missing"
+    mnt.mkdir(mode=0o755)
+    r = ctfs.run("mount", small_model.enc, mnt, "--key", keys.reader, "--metrics-file",
+                 tmp_path / "no" / "such" / "ctfs.prom", timeout=60)
+    assert r.rc == 5 and "no folder" in r.stderr, r.describe()
+    assert not M.mounts_at(mnt)

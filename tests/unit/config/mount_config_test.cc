@@ -74,6 +74,7 @@ TEST_F(MountConfigTest, EveryTopLevelKey) {
       "allow_other: TRUE\n"
       "allow_bad_files: False\n"
       "log: {level: debug, file: logs/ctfs.log}\n"
+      "metrics: {file: m/ctfs.prom, interval_s: 30}\n"
       "audit: {file: /var/log/a.jsonl, stderr: true}\n"
       "embedded_policy: operator\n");
   ASSERT_TRUE(r.ok()) << r.status().message();
@@ -99,6 +100,8 @@ TEST_F(MountConfigTest, EveryTopLevelKey) {
   EXPECT_EQ(c.allow_bad_files, false);
   EXPECT_EQ(c.log.level, "debug");
   EXPECT_EQ(c.log.file, dir_ + "/logs/ctfs.log");
+  EXPECT_EQ(c.metrics.file, dir_ + "/m/ctfs.prom");
+  EXPECT_EQ(c.metrics.interval_s, 30u);
   EXPECT_EQ(c.audit.file, "/var/log/a.jsonl");
   EXPECT_TRUE(c.audit.to_stderr);
   EXPECT_EQ(c.embedded_policy, EmbeddedPolicyMode::kOperator);
@@ -111,7 +114,8 @@ TEST_F(MountConfigTest, KeysLeftOutAreUnset) {
   EXPECT_FALSE(r->source || r->mountpoint || r->foreground || r->quiet || r->threads ||
                r->decrypt_threads || r->prefetch_mb || r->prefetch_threads || r->read_ahead_kb ||
                r->direct_io || r->allow_other || r->allow_bad_files || r->log.level ||
-               r->log.file || r->audit.file || r->embedded_policy || r->policy);
+               r->log.file || r->metrics.file || r->metrics.interval_s || r->audit.file ||
+               r->embedded_policy || r->policy);
   EXPECT_TRUE(r->keys.empty());
   EXPECT_FALSE(r->audit.to_stderr);
 }
@@ -265,6 +269,8 @@ TEST_F(MountConfigTest, WrongTypes) {
   EXPECT_ERROR_AT("source: \"\"\n", 1, 9, "source: must not be empty");
   EXPECT_ERROR_AT("log: info\n", 1, 6, "log: expected a mapping");
   EXPECT_ERROR_AT("log: {level: loud}\n", 1, 14, "log.level: expected one of trace, debug");
+  EXPECT_ERROR_AT("metrics: {interval_s: 0}\n", 1, 23, "metrics.interval_s");
+  EXPECT_ERROR_AT("metrics: {file: /a, every: 5}\n", 1, 21, "unknown key \"every\" in metrics");
   EXPECT_ERROR_AT("embedded_policy: rego\n", 1, 18, "expected one of reference, operator");
   EXPECT_ERROR_AT("keys: /etc/k.jwk\n", 1, 7, "keys: expected a list of key sources");
   EXPECT_ERROR_AT("keys: []\n", 1, 7, "an empty list");
@@ -452,7 +458,8 @@ TEST_F(MountConfigTest, ExampleParsesAndSetsEveryKey) {
   EXPECT_TRUE(c.source && c.mountpoint && c.foreground && c.quiet && c.cache_mb && c.threads &&
               c.decrypt_threads && c.prefetch_mb && c.prefetch_threads && c.read_ahead_kb &&
               c.direct_io && c.allow_other && c.allow_bad_files && c.log.level && c.log.file &&
-              c.audit.file && c.embedded_policy && c.policy);
+              c.metrics.file && c.metrics.interval_s && c.audit.file && c.embedded_policy &&
+              c.policy);
   EXPECT_EQ(c.keys.size(), 1u);
   ASSERT_TRUE(c.policy);
   bool uid = false, gid = false, exe = false, sha = false, comm = false, cgroup = false,
