@@ -4,8 +4,8 @@
 The test attaches to the mount's daemon with ptrace (PTRACE_SEIZE + PTRACE_O_TRACEEXIT on the
 thread-group leader: the daemon keeps running and has no test hook), reads every tensor through
 the mount (read(), pread() past the header, which the daemon answers straight from its
-decrypted chunks, and mmap), ends the mount (`ctfs umount`, or SIGTERM: the revocation path)
-and, when the leader stops at PTRACE_EVENT_EXIT (main() returned, exit handlers and static
+decrypted chunks, and mmap), ends the mount (`ctfs umount`, or SIGTERM: the revocation path;
+a second test: a mount refused after its keys were loaded) and, when the leader stops at PTRACE_EVENT_EXIT (main() returned, exit handlers and static
 destructors ran, the kernel has not freed the address space yet), reads every readable mapping
 of /proc/PID/mem (heap, anonymous mappings, thread stacks, the secret arena, file mappings) and
 searches it for
@@ -307,13 +307,14 @@ def read_through_mount(mnt, plain_dir, rel):
     assert r.rc == 0 and r.stdout.strip() == want, "mmap through the mount: " + r.describe()
 
 
-def scan(regions, keys_index, plain_index):
+def scan(regions, keys_index, plain_index=None):
     """{what: [places]} for every secret found (whole or in part)."""
     found = {}
     for name, (n, places) in keys_index.find(regions).items():
         found[f"{name} ({n} words of 8 bytes)"] = places
-    for name, (n, places) in plain_index.find(regions, limit=20).items():
-        found[f"{name} ({n} words of 8 bytes)"] = places
+    if plain_index is not None:
+        for name, (n, places) in plain_index.find(regions, limit=20).items():
+            found[f"{name} ({n} words of 8 bytes)"] = places
     return found
 
 
@@ -430,3 +431,49 @@ def test_no_secret_in_daemon_memory_at_exit(ctfs, keys, mounter, random_model, m
                        f"{describe(found)}\n{m.log_tail()}")
     assert not ended, "\n".join(ended) + "\n" + m.log_tail()
     assert "keys wiped: 0 secret bytes left in memory" in Path(m.log).read_text(), m.log_tail()
+
+
+@pytest.mark.timeout_s(120)
+def test_no_secret_in_daemon_memory_after_a_refused_mount(ctfs, keys, mounter, random_model):
+    """The error exit: a foreground mount of a source whose second file is encrypted under a
+    key the reader does not have is refused after the keys were loaded (and the first file's
+    data keys unwrapped, if it was opened first). Its exit leaves no key byte either. The exec
+    helper waits a second before printing the keys, so the test attaches before any is read."""
+    plain_dir, enc_dir, rel, _ = random_model
+    src = mounter.dir / "src"
+    src.mkdir()
+    (src / "a.safetensors").write_bytes((enc_dir / rel).read_bytes())
+    ctfs.ok("encrypt", plain_dir / rel, src / "z.safetensors", "--key", keys.other, "-q")
+    secrets = Secrets(keys, src / "a.safetensors")
+    keys_index = WordIndex(secrets.named())
+
+    helper = mounter.dir / "helper.sh"
+    helper.write_text(f"#!/bin/sh\nsleep 1\ncat '{keys.reader}'\n")
+    os.chmod(helper, 0o700)
+    mnt = mounter.new_mnt()
+    mounter.mnts.append(mnt)
+    cfg = mounter.dir / "refused.yaml"
+    cfg.write_text(f"source: {src}\nmountpoint: {mnt}\n"
+                   f"keys: [{{exec: [{helper}], timeout_s: 30}}]\n")
+    out = open(mounter.dir / "refused.out", "w+")
+    p = subprocess.Popen([ctfs.bin, "mount", "--config", cfg, "-f", *EXTRA_MOUNT_ARGS],
+                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                         env=M.clean_env(), start_new_session=True)
+    mounter.procs.append(p)
+    tracer = ExitTracer(p.pid)
+    try:
+        assert tracer.wait_exit_stop(60), f"`ctfs mount -f` {p.pid} did not exit within 60 s"
+        regions, _ = dump_memory(p.pid)
+        total = sum(len(r.data) for r in regions)
+        assert find_bytes(regions, os.fsencode(str(cfg))), \
+            f"control failed: the config path is not in the dump ({total} bytes read)"
+        found = scan(regions, keys_index)
+        del regions
+    finally:
+        tracer.detach()
+    rc = p.wait(30)
+    out.seek(0)
+    text = out.read()
+    assert rc not in (0, None) and "z.safetensors" in text, f"exit {rc}:\n{text}"
+    assert not M.mounts_at(mnt)
+    assert not found, f"secrets left in a refused mount's memory at exit:\n{describe(found)}"
