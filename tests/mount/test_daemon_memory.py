@@ -71,7 +71,11 @@ class ExitTracer:
         self.pid = pid
         self.attached = False
         self.passed = []            # signals passed on, for diagnostics
-        ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_TRACEEXIT)
+        try:
+            ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_TRACEEXIT)
+        except OSError as e:
+            pytest.fail(f"cannot ptrace daemon {pid} ({e.strerror}): this test needs root with "
+                        f"CAP_SYS_PTRACE (the daemon is not dumpable)", pytrace=False)
         self.attached = True
 
     def wait_exit_stop(self, timeout):
