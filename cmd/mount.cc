@@ -256,6 +256,7 @@ int LoadAndServe(const MountArgs& args, int ready_fd) {
   {
     auto resolver = keys::KeyResolver::Create(
         {args.key_files, true, true, args.passphrase_file, args.key_sources});
+    keys::WipeKeysFromEnvironment();  // parsed by Create: the key text must not outlive it
     if (!resolver.ok()) return fail(resolver.status());
     RaiseOpenFileLimit();
     const fs::ServeOptions sopt = ServeOptionsOf(args);

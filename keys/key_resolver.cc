@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string_view>
 #include <utility>
@@ -200,8 +201,8 @@ Result<KeyResolver> KeyResolver::Create(const KeySourceOptions& options) {
     resolver.providers_.push_back({p->Describe(), got.exp_unix});
   }
   if (options.use_env) {
-    // The value stays in the environment (not ours to wipe); parsing reads it in place, so no
-    // copy of the key JSON is made here.
+    // Parsing reads the value in place, so no copy of the key JSON is made here; the daemon
+    // wipes the value itself once this returns (WipeKeysFromEnvironment).
     const char* value = std::getenv(kEnvVar);
     if (value != nullptr && value[0] != '\0') {
       auto keys = ParseKeys(value);
@@ -213,6 +214,11 @@ Result<KeyResolver> KeyResolver::Create(const KeySourceOptions& options) {
     }
   }
   return resolver;
+}
+
+void WipeKeysFromEnvironment() {
+  char* value = std::getenv(kEnvVar);
+  if (value != nullptr) WipeMemory(value, std::strlen(value));
 }
 
 Result<format::Jwk> KeyResolver::FindKey(const std::string& kty,

@@ -90,6 +90,12 @@ class KeyResolver {
   bool only_key_files_ = true;  // no config sources: messages say "--key files"
 };
 
+// WipeKeysFromEnvironment zeroes the value of CRYPTOTENSOR_KEYS in this process's environment,
+// in place (the variable stays, empty). For the mount daemon, once its KeyResolver is created
+// (Create parses the value then): the value is key text, which would otherwise stay in the
+// daemon's memory and /proc/PID/environ for its whole life. Not thread-safe against getenv.
+void WipeKeysFromEnvironment();
+
 // LoadJwkFile reads and parses a JWK / JWK Set file, refusing unsafe permissions (see above).
 // A passphrase-protected file is FailedPrecondition saying how to give the passphrase.
 Result<std::vector<format::Jwk>> LoadJwkFile(const std::string& path);

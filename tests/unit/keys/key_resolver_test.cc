@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -339,6 +340,23 @@ TEST_F(KeyResolverTest, EnvIsSnapshottedAtCreate) {
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   env_.Unset();
   EXPECT_TRUE(r->FindKey("oct", "enc-key", std::nullopt).ok());
+}
+
+// The daemon wipes the variable's value in place once Create has parsed it: the variable stays
+// (empty), every byte of the old value is zero, and the resolver still has the keys.
+TEST_F(KeyResolverTest, WipeKeysFromEnvironmentZeroesTheValueInPlace) {
+  env_.Set(kEncJwk);
+  const char* value = std::getenv("CRYPTOTENSOR_KEYS");
+  ASSERT_NE(value, nullptr);
+  const size_t len = std::strlen(value);
+  auto r = KeyResolver::Create(KeySourceOptions{});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  WipeKeysFromEnvironment();
+  EXPECT_EQ(std::getenv("CRYPTOTENSOR_KEYS"), value);  // same storage, now ""
+  for (size_t i = 0; i < len; ++i) ASSERT_EQ(value[i], '\0') << i;
+  EXPECT_TRUE(r->FindKey("oct", "enc-key", std::nullopt).ok());
+  env_.Unset();
+  WipeKeysFromEnvironment();  // unset: nothing to do
 }
 
 TEST_F(KeyResolverTest, EnvIgnoredWhenDisabled) {
