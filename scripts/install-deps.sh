@@ -8,7 +8,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libssl-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libyaml-cpp-dev
   libfuse3-dev fuse3 libsystemd-dev libgtest-dev libgmock-dev
-  systemd                       # systemd-analyze: unit verify and security score tests
+  systemd strace                # systemd-analyze (unit verify, security score, syscall groups);
+                                # strace (the daemon's syscalls against the unit's filter)
   python3 python3-venv python3-pip
   gocryptfs fio vmtouch
   clang-14 libclang-rt-14-dev   # libFuzzer + sanitizer runtimes (scripts/fuzz.sh)
