@@ -140,10 +140,11 @@ def expand_syscall_groups(names):
 
 def test_daemon_syscalls_and_sockets_pass_the_unit_sandbox(ctfs, keys, small_model, tmp_path):
     """CI has no systemd to enforce SystemCallFilter=, RestrictAddressFamilies= and
-    ProtectClock=: run the unit's commands under strace through a whole service life (start,
-    reads by pread and mmap, `ctfs status`, metrics file, reload, stop) and check that every
-    system call and socket family they use is one the unit allows, so the filter cannot kill
-    or cripple the real service."""
+    ProtectClock=: run the unit's commands under strace, with the unit's capability bounding
+    set and no-new-privileges applied (setpriv), through a whole service life (start, reads by
+    pread and mmap, `ctfs status`, metrics file, reload, stop), and check that it works and
+    that every system call and socket family used is one the unit allows, so the sandbox
+    cannot kill or cripple the real service."""
     if shutil.which("strace") is None or shutil.which("systemd-analyze") is None:
         import pytest
         pytest.fail("strace and systemd-analyze are needed (scripts/install-deps.sh)")
@@ -161,7 +162,11 @@ def test_daemon_syscalls_and_sockets_pass_the_unit_sandbox(ctfs, keys, small_mod
     cmds = unit_commands(ctfs.bin, instance, etc, creds)
     traces = tmp_path / "traces"
     traces.mkdir()
-    strace = ["strace", "-f", "-qq", "-e", "trace=all", "-e", "signal=none"]
+    # The unit's capability bounding set and NoNewPrivileges=, as systemd would apply them.
+    caps = [c.lower().replace("cap_", "+", 1) for c in unit_setting("CapabilityBoundingSet")]
+    assert caps and unit_setting("NoNewPrivileges") == ["yes"]
+    sandbox = ["setpriv", "--no-new-privs", "--bounding-set", ",".join(["-all"] + caps)]
+    strace = sandbox + ["strace", "-f", "-qq", "-e", "trace=all", "-e", "signal=none"]
     daemon = None
     try:
         for i, (ignore_failure, cmd) in enumerate(cmds["ExecStartPre"]):
@@ -172,7 +177,10 @@ def test_daemon_syscalls_and_sockets_pass_the_unit_sandbox(ctfs, keys, small_mod
         daemon = subprocess.Popen(strace + ["-o", str(traces / "daemon")] + shlex.split(start[1]),
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                   start_new_session=True, env=M.clean_env())
-        assert M.wait_until(lambda: M.mounts_at(mnt), 30), daemon.poll()
+        M.wait_until(lambda: M.mounts_at(mnt) or daemon.poll() is not None, 30)
+        if not M.mounts_at(mnt):
+            out = daemon.communicate(timeout=10)[0] if daemon.poll() is not None else ""
+            raise AssertionError(f"not mounted under the unit's sandbox: {out}")
         want = small_model.plain_bytes("weights.safetensors")
         assert (mnt / "weights.safetensors").read_bytes() == want
         probe = ("import mmap,sys; f=open(sys.argv[1],'rb'); "
