@@ -24,8 +24,8 @@ class MetricsFile {
 
   // Start writes the file once (an error here, e.g. a missing folder, is returned) and then
   // every `interval` until destroyed; later write errors are logged once, not fatal.
-  static Result<std::unique_ptr<MetricsFile>> Start(std::string path,
-                                                    std::chrono::seconds interval, Render render);
+  static Result<std::unique_ptr<MetricsFile>> Start(std::string path, std::chrono::seconds interval,
+                                                    Render render);
   ~MetricsFile();
   MetricsFile(const MetricsFile&) = delete;
   MetricsFile& operator=(const MetricsFile&) = delete;

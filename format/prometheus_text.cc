@@ -146,8 +146,7 @@ std::string MountStatusToPrometheus(const MountStatus& s) {
   }
   w.Gauge("ctfs_cache_capacity_bytes", "Capacity of the plaintext chunk cache.",
           s.cache_capacity_bytes);
-  w.Gauge("ctfs_cache_bytes", "Plaintext bytes held in the chunk cache now.",
-          s.cache_cached_bytes);
+  w.Gauge("ctfs_cache_bytes", "Plaintext bytes held in the chunk cache now.", s.cache_cached_bytes);
   w.Gauge("ctfs_cache_peak_bytes", "Most plaintext bytes the chunk cache held.",
           s.cache_peak_bytes);
   w.Counter("ctfs_cache_hits_total", "Chunk cache hits.", s.cache_hits);

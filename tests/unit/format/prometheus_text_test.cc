@@ -93,15 +93,18 @@ TEST(PrometheusText, EveryFigureWithTheMountpointLabel) {
 
 TEST(PrometheusText, LabelValuesAreEscaped) {
   EXPECT_EQ(PrometheusLabelValue("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
-  EXPECT_EQ(PrometheusLabelValue("\xff" "x\xc3"), "\xEF\xBF\xBDx\xEF\xBF\xBD");
+  EXPECT_EQ(PrometheusLabelValue("\xff"
+                                 "x\xc3"),
+            "\xEF\xBF\xBDx\xEF\xBF\xBD");
   EXPECT_EQ(PrometheusLabelValue("\xed\xa0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
   EXPECT_EQ(PrometheusLabelValue("caf\xc3\xa9 \xf0\x9f\x99\x82"), "caf\xc3\xa9 \xf0\x9f\x99\x82");
   MountStatus s = Sample();
   s.mountpoint = "/run/a\"b";
   s.files = {{"we\"ird\nname\\.safetensors", "encrypted", 1, 0, 0, 0}};
   const auto samples = Samples(MountStatusToPrometheus(s));  // every line still well-formed
-  EXPECT_TRUE(samples.count("ctfs_file_opens_total{mountpoint=\"/run/a\\\"b\",path=\"we\\\"ird\\n"
-                            "name\\\\.safetensors\",kind=\"encrypted\"}"));
+  EXPECT_TRUE(
+      samples.count("ctfs_file_opens_total{mountpoint=\"/run/a\\\"b\",path=\"we\\\"ird\\n"
+                    "name\\\\.safetensors\",kind=\"encrypted\"}"));
 }
 
 }  // namespace
