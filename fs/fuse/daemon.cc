@@ -364,6 +364,9 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
     }
     if (c != 't' && c != 'k') return;  // 'q': the loop ended by itself (unmounted)
     revoking.store(true);
+    // No lease step may invalidate after the loop is gone (a page locked by an unanswered READ
+    // would block it, and the unmount behind it): stop the lease thread while the loop runs.
+    lease_thread.Stop();
     const std::string why = c == 'k' ? "key lease lost (on_key_loss: unmount)" : "signal received";
     if (options.on_event) options.on_event(DaemonEvent::kRevoking, why);
     spdlog::info("{}: revoking access", why);
