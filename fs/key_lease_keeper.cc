@@ -29,9 +29,11 @@ std::unique_ptr<KeyLeaseKeeper> KeyLeaseKeeper::Create(
   std::unique_ptr<KeyLeaseKeeper> k(new KeyLeaseKeeper());
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   for (const keys::KeyResolver::ProviderInfo& p : resolver_providers) {
-    // Only configured sources can be asked again (key files carry no exp).
+    // Only exec helpers lease keys: an "exp" in a key file or credential is ignored (re-reading
+    // a passphrase-protected file could prompt on a terminal and stall the lease thread).
     if (!p.exp_unix || p.source_index < 0 ||
-        static_cast<size_t>(p.source_index) >= sources.sources.size()) {
+        static_cast<size_t>(p.source_index) >= sources.sources.size() ||
+        sources.sources[static_cast<size_t>(p.source_index)].exec.empty()) {
       continue;
     }
     Lease lease;

@@ -90,6 +90,17 @@ TEST_F(KeyLeaseKeeperTest, NoExpNoKeeper) {
   EXPECT_EQ(KeyLeaseKeeper::Create({{key_file_}, false, false}, resolver->providers(), {},
                                    tree->get(), nullptr, nullptr),
             nullptr);
+  // A key file with an "exp", as a config source: only exec helpers lease keys.
+  Answer(now_ + 300);
+  keys::KeySourceSpec file;
+  file.file = keys_dir_.File("out.json");
+  const keys::KeySourceOptions with_file({}, false, false, "", {file});
+  auto from_file = keys::KeyResolver::Create(with_file);
+  ASSERT_TRUE(from_file.ok()) << from_file.status().message();
+  ASSERT_EQ(from_file->providers().at(0).exp_unix, now_ + 300);
+  EXPECT_EQ(KeyLeaseKeeper::Create(with_file, from_file->providers(), {}, tree->get(), nullptr,
+                                   nullptr),
+            nullptr);
 }
 
 TEST_F(KeyLeaseKeeperTest, RefreshExtendsLossSuspendsRenewalRestores) {
