@@ -192,10 +192,7 @@ Status ServedTree::UnreadableError(const OpenHandle& handle) const {
   if (!revoked_.load() && handle.grant_ != nullptr && handle.grant_->withdrawn()) {
     return WithdrawnError();
   }
-  if (!revoked_.load() && suspended_.load()) {
-    ReaderLock lock(mu_);
-    return LeaseLostError(suspend_reason_);
-  }
+  if (!revoked_.load() && suspended_.load()) return LeaseLostError(suspend_reason_);
   return RevokedError();
 }
 

@@ -168,8 +168,9 @@ class ServedTree {
   ServedTree() = default;
   void QueueReadAhead(const PlainFile& file, uint64_t off, uint64_t len) const
       CTFS_REQUIRES_SHARED(mu_);
-  // UnreadableError: why FileLocked gave nullptr (revoked, or the grant was withdrawn).
-  Status UnreadableError(const OpenHandle& handle) const;
+  // UnreadableError: why FileLocked gave nullptr (revoked, the grant was withdrawn, or the key
+  // lease was lost). Called with mu_ held shared (it reads suspend_reason_).
+  Status UnreadableError(const OpenHandle& handle) const CTFS_REQUIRES_SHARED(mu_);
   // FileLocked: the file `handle` reads; nullptr after Revoke() or once its grant is withdrawn.
   const PlainFile* FileLocked(const OpenHandle& handle) const CTFS_REQUIRES_SHARED(mu_);
   // OpenView opens, verifies and sizes one encrypted file for serving (Resume; Create does
