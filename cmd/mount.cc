@@ -195,6 +195,13 @@ int Serve(fs::ServedTree& tree, const MountArgs& args, fs::AccessControl* access
         status.PolicyReloaded();
         NotifyReady(serving + "; policy reloaded at " + LocalTimeNow());
         break;
+      case fs::DaemonEvent::kKeyLeaseLost:
+        NotifyService("STATUS=" + serving + "; key lease lost at " + LocalTimeNow() +
+                      ": encrypted files denied until the key is renewed");
+        break;
+      case fs::DaemonEvent::kKeyLeaseRestored:
+        NotifyService("STATUS=" + serving + "; key lease restored at " + LocalTimeNow());
+        break;
       case fs::DaemonEvent::kReloadRejected:
         status.PolicyReloadRejected(detail);
         NotifyReady(serving + "; policy reload rejected at " + LocalTimeNow() + ": " + detail);

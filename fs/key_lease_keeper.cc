@@ -153,6 +153,7 @@ KeyLeaseKeeper::Action KeyLeaseKeeper::Step(int64_t now) {
         access_->Audit("key_lease_restored", "keys renewed; encrypted files verified and served again");
       }
       log_(false, "key lease restored: encrypted files verified and served again");
+      action = Action::kRestored;
       // Pages read under the loss (EACCES) are not cached; nothing to invalidate.
     } else {
       log_(true, "key lease renewed but the files could not be re-opened: " + st.message());

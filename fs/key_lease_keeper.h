@@ -54,6 +54,7 @@ class KeyLeaseKeeper {
     kNone,
     kInvalidate,  // the tree was suspended: drop the kernel's pages of every served file
     kUnmount,     // on_key_loss: unmount: revoke and unmount as on SIGTERM
+    kRestored,    // every lease was renewed and the tree serves encrypted files again
   };
   using LogFn = std::function<void(bool error, const std::string& line)>;
 

@@ -232,8 +232,8 @@ class PolicyThread {
 // invalidation after a loss waits for reads in flight, which the loop must answer).
 class LeaseThread {
  public:
-  LeaseThread(fuse_session* se, const ModelTree& tree, KeyLeaseKeeper* leases)
-      : se_(se), tree_(tree), leases_(leases) {
+  LeaseThread(fuse_session* se, const ModelTree& tree, const DaemonOptions& options)
+      : se_(se), tree_(tree), leases_(options.leases), on_event_(options.on_event) {
     if (leases_ != nullptr) thread_ = std::thread([this] { Run(); });
   }
   ~LeaseThread() { Stop(); }
@@ -269,7 +269,11 @@ class LeaseThread {
         case KeyLeaseKeeper::Action::kNone:
           break;
         case KeyLeaseKeeper::Action::kInvalidate:
+          if (on_event_) on_event_(DaemonEvent::kKeyLeaseLost, "key lease lost");
           InvalidateAll(se_, tree_);
+          break;
+        case KeyLeaseKeeper::Action::kRestored:
+          if (on_event_) on_event_(DaemonEvent::kKeyLeaseRestored, "key lease restored");
           break;
         case KeyLeaseKeeper::Action::kUnmount:
           WriteSignalByte('k');  // the revoker does what SIGTERM does
@@ -281,6 +285,7 @@ class LeaseThread {
   fuse_session* se_;
   const ModelTree& tree_;
   KeyLeaseKeeper* leases_;
+  const std::function<void(DaemonEvent, const std::string&)>& on_event_;
   Mutex mu_;
   CondVar cv_;
   bool stop_ CTFS_GUARDED_BY(mu_) = false;
@@ -349,7 +354,7 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
   std::atomic<bool> revoking{false};
   const pthread_t loop_thread = pthread_self();
   PolicyThread policy_thread(se, tree.tree(), options);
-  LeaseThread lease_thread(se, tree.tree(), options.leases);
+  LeaseThread lease_thread(se, tree.tree(), options);
   std::thread revoker([&] {
     char c = 0;
     for (;;) {

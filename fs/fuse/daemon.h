@@ -33,6 +33,8 @@ enum class DaemonEvent {
   kReloading,       // SIGHUP: re-reading the policy
   kReloaded,        // the new policy is in force
   kReloadRejected,  // the file was invalid; the current policy stays (detail: why)
+  kKeyLeaseLost,    // a key lease ended (on_key_loss: deny): encrypted files answer EACCES
+  kKeyLeaseRestored,  // the leases were renewed: encrypted files are served again
 };
 
 struct DaemonOptions {

@@ -56,7 +56,8 @@ except Exception as e:
 
 
 class Lease:
-    def __init__(self, mounter, small_model, keys, tmp_path, grace_s, on_key_loss="deny"):
+    def __init__(self, mounter, small_model, keys, tmp_path, grace_s, on_key_loss="deny",
+                 env=None):
         self.mounter, self.model, self.dir = mounter, small_model, tmp_path
         self.helper = tmp_path / "lease-helper.py"
         self.helper.write_text(HELPER.format(python=sys.executable, reader=str(keys.reader),
@@ -69,7 +70,8 @@ class Lease:
             f"key_lease: {{grace_s: {grace_s}, on_key_loss: {on_key_loss}}}\n"
             f"audit: {{file: {self.audit}}}\n")
         # keys=[]: no --key, so the config's helper is the only key source.
-        self.mount = mounter.mount(small_model.enc, keys=[], args=("--config", self.cfg))
+        self.mount = mounter.mount(small_model.enc, keys=[], args=("--config", self.cfg),
+                                   env=env)
         self.path = self.mount.mnt / REL
 
     def set_flag(self, name, on):
@@ -177,18 +179,35 @@ def test_unrenewed_lease_revokes_a_live_mapping_and_renewal_restores(
     assert lease.status()["keys"][0]["state"] in ("valid", "refreshing")
 
 
+def wait_for_status(listener, text, timeout):
+    """Reads notify messages until a STATUS= contains `text`; returns it (None on timeout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = listener.next(max(0.05, deadline - time.monotonic()))
+        if msg is not None and text in msg.get("STATUS", ""):
+            return msg["STATUS"]
+    return None
+
+
 def test_withdrawn_key_is_lost_at_once(mounter, small_model, keys, tmp_path):
-    # A grace period far longer than the test: only the withdrawn answer can revoke in time.
-    lease = Lease(mounter, small_model, keys, tmp_path, grace_s=600)
-    assert lease.path.read_bytes() == lease.want()
-    lease.set_flag("withdraw", True)
-    assert M.wait_until(lease.open_denied, LIFE_S + 5), \
-        f"a withdrawn key still serves\n{lease.diag()}"
-    lost = lease.audited(event="key_lease_lost")
-    assert lost and "withdrawn" in lost[0]["reason"], lease.diag()
-    lease.set_flag("withdraw", False)
-    assert M.wait_until(lease.reads_again, 10), f"the key came back but reads did not\n{lease.diag()}"
-    assert lease.audited(event="key_lease_restored"), lease.diag()
+    listener = M.NotifyListener(str(tmp_path / "notify.sock"))
+    try:
+        # A grace period far longer than the test: only the withdrawn answer can revoke in time.
+        lease = Lease(mounter, small_model, keys, tmp_path, grace_s=600, env=listener.env())
+        assert lease.path.read_bytes() == lease.want()
+        lease.set_flag("withdraw", True)
+        assert M.wait_until(lease.open_denied, LIFE_S + 5), \
+            f"a withdrawn key still serves\n{lease.diag()}"
+        lost = lease.audited(event="key_lease_lost")
+        assert lost and "withdrawn" in lost[0]["reason"], lease.diag()
+        assert wait_for_status(listener, "key lease lost", 10), listener.messages
+        lease.set_flag("withdraw", False)
+        assert M.wait_until(lease.reads_again, 10), \
+            f"the key came back but reads did not\n{lease.diag()}"
+        assert lease.audited(event="key_lease_restored"), lease.diag()
+        assert wait_for_status(listener, "key lease restored", 10), listener.messages
+    finally:
+        listener.close()
 
 
 def test_on_key_loss_unmount_ends_the_mount(mounter, small_model, keys, tmp_path):

@@ -131,7 +131,7 @@ TEST_F(KeyLeaseKeeperTest, RefreshExtendsLossSuspendsRenewalRestores) {
 
   Flag("fail", false);
   Answer(exp + 500);
-  EXPECT_EQ(keeper_->Step(exp + 8), Action::kNone);
+  EXPECT_EQ(keeper_->Step(exp + 8), Action::kRestored);
   EXPECT_FALSE(tree_->suspended());
   EXPECT_EQ(ReadAll(*tree_, model_, 1000), plain_);
   EXPECT_EQ(State(), "valid");
