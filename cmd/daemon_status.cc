@@ -45,10 +45,11 @@ const char* KindOf(fs::TreeNode::Kind k) {
 DaemonStatus::DaemonStatus(const fs::ServedTree& tree, const fs::MountStats& stats,
                            const fs::AccessControl* access, std::string source,
                            std::string mountpoint, uint64_t cache_capacity_bytes,
-                           uint64_t prefetch_budget_bytes)
+                           uint64_t prefetch_budget_bytes, const fs::KeyLeaseKeeper* leases)
     : tree_(tree),
       stats_(stats),
       access_(access),
+      leases_(leases),
       source_(std::move(source)),
       mountpoint_(std::move(mountpoint)),
       cache_capacity_bytes_(cache_capacity_bytes),
@@ -99,6 +100,11 @@ format::MountStatus DaemonStatus::Collect() const {
     if (auto policy = access_->policy()) {
       s.policy_mode = policy->permissive() ? "permissive" : "enforce";
       s.policy_rules = policy->rule_count();
+    }
+  }
+  if (leases_ != nullptr) {
+    for (const fs::KeyLeaseInfo& l : leases_->Leases()) {
+      s.keys.push_back({l.kids, l.provider, l.exp_unix, l.state});
     }
   }
   MutexLock lock(mu_);

@@ -9,6 +9,7 @@
 
 #include "base/mutex.h"
 #include "fs/access_control.h"
+#include "fs/key_lease_keeper.h"
 #include "fs/mount_stats.h"
 #include "fs/served_tree.h"
 #include "format/mount_status.h"
@@ -19,7 +20,8 @@ class DaemonStatus {
  public:
   DaemonStatus(const fs::ServedTree& tree, const fs::MountStats& stats,
                const fs::AccessControl* access, std::string source, std::string mountpoint,
-               uint64_t cache_capacity_bytes, uint64_t prefetch_budget_bytes);
+               uint64_t cache_capacity_bytes, uint64_t prefetch_budget_bytes,
+               const fs::KeyLeaseKeeper* leases = nullptr);
 
   // Policy events (SIGHUP), from the daemon's policy thread.
   void PolicyReloaded();
@@ -33,6 +35,7 @@ class DaemonStatus {
   const fs::ServedTree& tree_;
   const fs::MountStats& stats_;
   const fs::AccessControl* access_;
+  const fs::KeyLeaseKeeper* leases_;  // null: no key leases
   const std::string source_, mountpoint_;
   const uint64_t cache_capacity_bytes_, prefetch_budget_bytes_;
   const int64_t started_unix_;

@@ -36,6 +36,7 @@
 #include "base/secret_arena.h"
 #include "format/prometheus_text.h"
 #include "fs/fuse/daemon.h"
+#include "fs/key_lease_keeper.h"
 #include "fs/mount_stats.h"
 #include "fs/served_tree.h"
 #include "keys/key_resolver.h"
@@ -119,6 +120,11 @@ void TuneAllocator() {
   mallopt(M_ARENA_MAX, 2);
 }
 
+// KeySourcesOf: where the mount's keys come from (also asked again by key leases).
+keys::KeySourceOptions KeySourcesOf(const MountArgs& args) {
+  return {args.key_files, true, true, args.passphrase_file, args.key_sources};
+}
+
 // LocalTimeNow: "YYYY-MM-DD HH:MM:SS" for status lines.
 std::string LocalTimeNow() {
   const time_t now = ::time(nullptr);
@@ -129,10 +135,32 @@ std::string LocalTimeNow() {
   return buf;
 }
 
-int Serve(fs::ServedTree& tree, const MountArgs& args, fs::AccessControl* access, int ready_fd) {
+int Serve(fs::ServedTree& tree, const MountArgs& args, fs::AccessControl* access,
+          const std::vector<keys::KeyResolver::ProviderInfo>& providers, int ready_fd) {
   TuneAllocator();
   tree.StartWorkers();
   fs::DaemonOptions opt;
+  // Key leases (README "Key leases"): keys an exec helper handed out with an "exp".
+  std::unique_ptr<fs::KeyLeaseKeeper> leases = fs::KeyLeaseKeeper::Create(
+      KeySourcesOf(args), providers,
+      {.grace_s = args.lease_grace_s,
+       .on_key_loss = args.unmount_on_key_loss ? fs::KeyLossAction::kUnmount
+                                               : fs::KeyLossAction::kDeny},
+      &tree, access, [](bool error, const std::string& line) {
+        if (error) {
+          spdlog::error("{}", line);
+        } else {
+          spdlog::info("{}", line);
+        }
+      });
+  if (leases != nullptr) {
+    for (const fs::KeyLeaseInfo& l : leases->Leases()) {
+      spdlog::info("key lease: kid {} from {} until {} (grace {} s, on loss: {})", l.kids,
+                   l.provider, l.exp_unix, args.lease_grace_s,
+                   args.unmount_on_key_loss ? "unmount" : "deny");
+    }
+  }
+  opt.leases = leases.get();
   opt.mountpoint = args.mountpoint;
   opt.allow_other = args.allow_other;
   opt.fuse_threads = args.threads;
@@ -146,7 +174,7 @@ int Serve(fs::ServedTree& tree, const MountArgs& args, fs::AccessControl* access
   fs::MountStats stats(tree.tree().nodes().size());
   opt.stats = &stats;
   DaemonStatus status(tree, stats, access, args.src, args.mountpoint, args.cache_mb << 20,
-                      args.prefetch_mb << 20);
+                      args.prefetch_mb << 20, leases.get());
   std::unique_ptr<ControlServer> control;
   std::unique_ptr<MetricsFile> metrics;
   // The service manager (systemd Type=notify) hears what the daemon does.
@@ -166,6 +194,13 @@ int Serve(fs::ServedTree& tree, const MountArgs& args, fs::AccessControl* access
       case fs::DaemonEvent::kReloaded:
         status.PolicyReloaded();
         NotifyReady(serving + "; policy reloaded at " + LocalTimeNow());
+        break;
+      case fs::DaemonEvent::kKeyLeaseLost:
+        NotifyService("STATUS=" + serving + "; key lease lost at " + LocalTimeNow() +
+                      ": encrypted files denied until the key is renewed");
+        break;
+      case fs::DaemonEvent::kKeyLeaseRestored:
+        NotifyService("STATUS=" + serving + "; key lease restored at " + LocalTimeNow());
         break;
       case fs::DaemonEvent::kReloadRejected:
         status.PolicyReloadRejected(detail);
@@ -253,11 +288,12 @@ int LoadAndServe(const MountArgs& args, int ready_fd) {
     return ExitCodeFor(st);
   };
   std::unique_ptr<fs::ServedTree> tree;
+  std::vector<keys::KeyResolver::ProviderInfo> providers;  // no keys: kids, expiry, digest
   {
-    auto resolver = keys::KeyResolver::Create(
-        {args.key_files, true, true, args.passphrase_file, args.key_sources});
+    auto resolver = keys::KeyResolver::Create(KeySourcesOf(args));
     keys::WipeKeysFromEnvironment();  // parsed by Create: the key text must not outlive it
     if (!resolver.ok()) return fail(resolver.status());
+    providers = resolver->providers();
     RaiseOpenFileLimit();
     const fs::ServeOptions sopt = ServeOptionsOf(args);
     std::vector<std::string> warnings;
@@ -280,7 +316,7 @@ int LoadAndServe(const MountArgs& args, int ready_fd) {
     spdlog::info("access policy: {} rule(s), mode {}", args.policy->rules.size(),
                  (*access)->policy()->permissive() ? "permissive" : "enforce");
   }
-  const int rc = Serve(*tree, args, access->get(), ready_fd);
+  const int rc = Serve(*tree, args, access->get(), providers, ready_fd);
   tree.reset();  // data keys and cached plaintext (Serve revoked already)
   // Every key-holding object is gone: the secret arena (base/secret_arena.h) says whether any
   // key byte is left in this process.

@@ -49,6 +49,10 @@ void MergeMountConfig(const config::MountConfig& c, MountArgs& args) {
   Set(args, "--log-file", c.log.file, args.log_file);
   Set(args, "--metrics-file", c.metrics.file, args.metrics_file);
   Set(args, "--metrics-interval-s", c.metrics.interval_s, args.metrics_interval_s);
+  if (c.key_lease.grace_s) args.lease_grace_s = static_cast<int64_t>(*c.key_lease.grace_s);
+  if (c.key_lease.on_key_loss) {
+    args.unmount_on_key_loss = *c.key_lease.on_key_loss == config::KeyLossMode::kUnmount;
+  }
   args.policy = c.policy;
   args.audit = c.audit;
   args.embedded_policy = c.embedded_policy.value_or(config::EmbeddedPolicyMode::kReference);

@@ -82,6 +82,10 @@ void PrintSummary(const format::MountStatus& s) {
                 s.policy_last_reload_error.empty() ? "" : "; last reload rejected: ",
                 s.policy_last_reload_error.c_str());
   }
+  for (const format::KeyLeaseStatus& k : s.keys) {
+    std::printf("  key:      %s from %s: %s, expires %s\n", k.kid.c_str(), k.provider.c_str(),
+                k.state.c_str(), LocalTime(k.exp_unix).c_str());
+  }
   std::printf("  %8s %8s %10s %10s  %s\n", "opens", "denied", "read", "decrypted", "file");
   for (const format::FileStatus& f : s.files) {
     std::printf("  %8llu %8llu %10s %10s  %s%s\n", static_cast<unsigned long long>(f.opens),

@@ -93,6 +93,9 @@ struct MountArgs {
   std::string log_level = "info";
   std::string metrics_file;  // empty: none
   size_t metrics_interval_s = 5;
+  // Config `key_lease:` (README "Key leases").
+  int64_t lease_grace_s = 30;
+  bool unmount_on_key_loss = false;  // on_key_loss: unmount (default deny)
   bool quiet = false;
   // --config FILE (cmd/mount_config_merge.h): the file, made absolute (for SIGHUP re-reads),
   // and what only the file can say. Empty / absent without --config.

@@ -130,6 +130,7 @@ class Parser {
   Status ParseLog(const Entry& e, LogConfig& out) const;
   Status ParseMetrics(const Entry& e, MetricsConfig& out) const;
   Status ParseAudit(const Entry& e, AuditConfig& out) const;
+  Status ParseKeyLease(const Entry& e, KeyLeaseConfig& out) const;
   Result<PolicyConfig> ParsePolicy(const Entry& e) const;
   Result<RuleConfig> ParseRule(const YAML::Node& n, const std::string& prefix) const;
   Status ParseSubject(const Entry& e, SubjectConfig& out) const;
@@ -490,6 +491,23 @@ Status Parser::ParseMetrics(const Entry& e, MetricsConfig& out) const {
   return Status::Ok();
 }
 
+Status Parser::ParseKeyLease(const Entry& e, KeyLeaseConfig& out) const {
+  CTFS_ASSIGN_OR_RETURN(std::vector<Entry> entries,
+                        Entries(e.value, e.key_mark, "key_lease", "key_lease",
+                                {"grace_s", "on_key_loss"}));
+  for (const Entry& f : entries) {
+    if (f.key == "grace_s") {
+      CTFS_ASSIGN_OR_RETURN(out.grace_s, Unsigned(f, 0, 86400));
+    } else {
+      Result<std::string> m = OneOf(f, {"deny", "unmount"});
+      if (!m.ok()) return m.status();
+      // (Result, not a local string: GCC 12 warns about an uninitialized one here.)
+      out.on_key_loss = m->size() == 4 ? KeyLossMode::kDeny : KeyLossMode::kUnmount;
+    }
+  }
+  return Status::Ok();
+}
+
 Status Parser::ParseAudit(const Entry& e, AuditConfig& out) const {
   CTFS_ASSIGN_OR_RETURN(std::vector<Entry> entries,
                         Entries(e.value, e.key_mark, "audit", "audit", {"file", "stderr"}));
@@ -713,7 +731,7 @@ Result<MountConfig> Parser::Parse(std::string_view yaml) {
               {"source", "mountpoint", "keys", "foreground", "quiet", "cache_mb", "threads",
                "decrypt_threads", "prefetch_mb", "prefetch_threads", "read_ahead_kb",
                "direct_io", "allow_other", "allow_bad_files", "log", "metrics", "audit",
-               "embedded_policy", "policy"}));
+               "key_lease", "embedded_policy", "policy"}));
   MountConfig c;
   c.path = path_;
   for (const Entry& f : entries) {
@@ -753,6 +771,8 @@ Result<MountConfig> Parser::Parse(std::string_view yaml) {
       CTFS_RETURN_IF_ERROR(ParseMetrics(f, c.metrics));
     } else if (k == "audit") {
       CTFS_RETURN_IF_ERROR(ParseAudit(f, c.audit));
+    } else if (k == "key_lease") {
+      CTFS_RETURN_IF_ERROR(ParseKeyLease(f, c.key_lease));
     } else if (k == "embedded_policy") {
       CTFS_ASSIGN_OR_RETURN(std::string m, OneOf(f, {"reference", "operator"}));
       c.embedded_policy =

@@ -101,6 +101,14 @@ struct AuditConfig {
   bool to_stderr = false;           // also write each line to stderr (journal under systemd)
 };
 
+// key_lease: what a mount does with keys that a provider leases with an "exp" (README "Key
+// leases").
+enum class KeyLossMode { kDeny, kUnmount };
+struct KeyLeaseConfig {
+  std::optional<uint64_t> grace_s;           // 0..86400 (default 30)
+  std::optional<KeyLossMode> on_key_loss;  // default deny
+};
+
 // What decides a file's embedded `__policy__` (policy/embedded_policy.h).
 enum class EmbeddedPolicyMode { kReference, kOperator };
 
@@ -123,6 +131,7 @@ struct MountConfig {
   LogConfig log;
   MetricsConfig metrics;
   AuditConfig audit;
+  KeyLeaseConfig key_lease;
   std::optional<EmbeddedPolicyMode> embedded_policy;
   std::optional<PolicyConfig> policy;  // absent: no policy (the mount behaves as without one)
 };

@@ -50,6 +50,13 @@ std::string MountStatusToJson(const MountStatus& s) {
     bytes_read += f.bytes_read;
     bytes_decrypted += f.bytes_decrypted;
   }
+  json keys = json::array();
+  for (const KeyLeaseStatus& k : s.keys) {
+    keys.push_back({{"kid", k.kid},
+                    {"provider", k.provider},
+                    {"exp_unix", k.exp_unix},
+                    {"state", k.state}});
+  }
   json doc = {
       {"version", 1},
       {"pid", s.pid},
@@ -82,6 +89,7 @@ std::string MountStatusToJson(const MountStatus& s) {
         {"loaded_unix", s.policy_loaded_unix},
         {"reloads", s.policy_reloads},
         {"last_reload_error", s.policy_last_reload_error}}},
+      {"keys", std::move(keys)},
   };
   // replace: a path that is not UTF-8 must not make dump() throw.
   return doc.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -130,6 +138,14 @@ Result<MountStatus> ParseMountStatus(std::string_view text) {
   s.policy_loaded_unix = Get<int64_t>(policy, "loaded_unix", 0);
   s.policy_reloads = Get<uint64_t>(policy, "reloads", 0);
   s.policy_last_reload_error = Get<std::string>(policy, "last_reload_error", "");
+  auto keys = doc.find("keys");
+  if (keys != doc.end() && keys->is_array()) {
+    for (const json& k : *keys) {
+      if (!k.is_object()) continue;
+      s.keys.push_back({Get<std::string>(k, "kid", ""), Get<std::string>(k, "provider", ""),
+                        Get<int64_t>(k, "exp_unix", 0), Get<std::string>(k, "state", "")});
+    }
+  }
   return s;
 }
 

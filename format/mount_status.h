@@ -12,7 +12,9 @@
 //              "wait_ms"},
 //    "prefetch": {"budget_bytes","jobs_completed"},
 //    "policy": {"mode" (none|enforce|permissive),"rules","loaded_unix","reloads",
-//               "last_reload_error"}}
+//               "last_reload_error"},
+//    "keys": [{"kid","provider","exp_unix","state" (valid|refreshing|lost)}]}  (key leases;
+//    [] without any)
 // Paths that are not valid UTF-8 are written with U+FFFD in place of the bad bytes.
 #ifndef CTFS_FORMAT_MOUNT_STATUS_H_
 #define CTFS_FORMAT_MOUNT_STATUS_H_
@@ -33,6 +35,14 @@ struct FileStatus {
   uint64_t denials = 0;
   uint64_t bytes_read = 0;
   uint64_t bytes_decrypted = 0;
+};
+
+// One key lease (README "Key leases").
+struct KeyLeaseStatus {
+  std::string kid;  // the provider's key ids, comma-separated
+  std::string provider;
+  int64_t exp_unix = 0;
+  std::string state;  // "valid", "refreshing" or "lost"
 };
 
 struct MountStatus {
@@ -56,6 +66,7 @@ struct MountStatus {
   int64_t policy_loaded_unix = 0;
   uint64_t policy_reloads = 0;
   std::string policy_last_reload_error;
+  std::vector<KeyLeaseStatus> keys;
 };
 
 // MountStatusToJson: the document above, one line.

@@ -161,6 +161,23 @@ std::string MountStatusToPrometheus(const MountStatus& s) {
   w.Gauge("ctfs_policy_loaded_time_seconds", "When the policy in force was loaded (Unix time).",
           static_cast<uint64_t>(s.policy_loaded_unix < 0 ? 0 : s.policy_loaded_unix));
   w.Counter("ctfs_policy_reloads_total", "Policy reloads that took effect.", s.policy_reloads);
+  if (!s.keys.empty()) {  // key leases (README "Key leases")
+    auto labels = [](const KeyLeaseStatus& k) {
+      return "kid=\"" + PrometheusLabelValue(k.kid) + "\",provider=\"" +
+             PrometheusLabelValue(k.provider) + "\"";
+    };
+    w.Family("ctfs_key_lease_expiry_time_seconds", "gauge",
+             "When a leased key expires unless refreshed (Unix time).");
+    for (const KeyLeaseStatus& k : s.keys) {
+      w.Sample("ctfs_key_lease_expiry_time_seconds",
+               static_cast<uint64_t>(k.exp_unix < 0 ? 0 : k.exp_unix), labels(k));
+    }
+    w.Family("ctfs_key_lease_lost", "gauge",
+             "1 while a leased key is lost (encrypted files answer EACCES), else 0.");
+    for (const KeyLeaseStatus& k : s.keys) {
+      w.Sample("ctfs_key_lease_lost", k.state == "lost" ? 1 : 0, labels(k));
+    }
+  }
   return w.Take();
 }
 

@@ -10,6 +10,9 @@ namespace {
 
 Status RevokedError() { return PermissionDeniedError("access revoked (the mount is going away)"); }
 Status WithdrawnError() { return PermissionDeniedError("access withdrawn by the policy"); }
+Status LeaseLostError(const std::string& reason) {
+  return PermissionDeniedError("key lease lost: " + reason);
+}
 
 constexpr size_t kMaxQueuedPrefetches = 64;
 
@@ -180,6 +183,7 @@ Result<OpenHandle> ServedTree::Open(uint64_t ino, std::shared_ptr<const AccessGr
   }
   ReaderLock lock(mu_);
   if (revoked_.load()) return RevokedError();
+  if (suspended_.load()) return LeaseLostError(suspend_reason_);
   if (encrypted_[ino - 1] == nullptr) return InternalError(node->rel_path + ": not opened");
   return h;
 }
@@ -188,6 +192,7 @@ Status ServedTree::UnreadableError(const OpenHandle& handle) const {
   if (!revoked_.load() && handle.grant_ != nullptr && handle.grant_->withdrawn()) {
     return WithdrawnError();
   }
+  if (!revoked_.load() && suspended_.load()) return LeaseLostError(suspend_reason_);
   return RevokedError();
 }
 
@@ -299,6 +304,70 @@ uint64_t ServedTree::DecryptedBytes(uint64_t ino) const {
   if (ino == 0 || ino > encrypted_.size() || encrypted_[ino - 1] == nullptr) return 0;
   const EncryptedFile* f = encrypted_[ino - 1]->encrypted_file();
   return f != nullptr ? f->decrypted_bytes() : 0;
+}
+
+Result<std::unique_ptr<PlainFile>> ServedTree::OpenView(const TreeNode& node,
+                                                        const keys::KeyResolver& keys,
+                                                        WorkerPool* pool,
+                                                        Status* direct_error) const {
+  CTFS_ASSIGN_OR_RETURN(UniqueFd fd, tree_.OpenFile(node));
+  CTFS_ASSIGN_OR_RETURN(
+      std::unique_ptr<EncryptedFile> f,
+      EncryptedFile::Open(WrapFile(std::make_unique<PosixFile>(std::move(fd), node.backing_path)),
+                          keys, {.embedded_policy_operator = options_.embedded_policy_operator}));
+  if (f->plain_file_len() != node.size) {
+    return DataLossError(node.backing_path + ": changed since the mount");
+  }
+  if (options_.direct_io && options_.prefetch_bytes > 0 && options_.prefetch_threads > 0 &&
+      options_.cache_bytes > 0) {
+    Status st = f->EnableDirectReads();
+    if (direct_error != nullptr) *direct_error = st;
+  }
+  return PlainFile::FromEncrypted(std::move(f), node.ino, cache_.get(), pool);
+}
+
+void ServedTree::Suspend(const std::string& reason) {
+  suspended_.store(true);
+  {
+    ReaderLock lock(mu_);  // as in Revoke: running jobs hold it shared too
+    if (prefetcher_) prefetcher_->Cancel();
+  }
+  WriterLock lock(mu_);  // waits for in-flight reads
+  suspend_reason_ = reason;
+  for (size_t i = 0; i < encrypted_.size(); ++i) {
+    if (encrypted_[i] == nullptr) continue;
+    suspended_inos_.push_back(i + 1);
+    encrypted_[i].reset();  // EncryptedFile wipes its data keys
+  }
+  cache_->Clear();
+}
+
+Status ServedTree::Resume(const keys::KeyResolver& keys) {
+  std::vector<uint64_t> inos;
+  WorkerPool* pool = nullptr;
+  {
+    ReaderLock lock(mu_);
+    if (revoked_.load()) return RevokedError();
+    if (!suspended_.load()) return Status::Ok();
+    inos = suspended_inos_;
+    pool = pool_.get();
+  }
+  // Open and verify outside the lock (reads of plain files go on); install all or nothing.
+  std::vector<std::unique_ptr<PlainFile>> views;
+  for (uint64_t ino : inos) {
+    const TreeNode* node = tree_.Find(ino);
+    if (node == nullptr) return InternalError("no inode " + std::to_string(ino));
+    auto view = OpenView(*node, keys, pool, nullptr);
+    if (!view.ok()) return view.status().WithContext(node->rel_path);
+    views.push_back(std::move(*view));
+  }
+  WriterLock lock(mu_);
+  if (revoked_.load()) return RevokedError();  // the views die here, wiping their keys
+  for (size_t i = 0; i < inos.size(); ++i) encrypted_[inos[i] - 1] = std::move(views[i]);
+  suspended_inos_.clear();
+  suspend_reason_.clear();
+  suspended_.store(false);
+  return Status::Ok();
 }
 
 void ServedTree::Revoke() {

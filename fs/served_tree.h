@@ -13,6 +13,12 @@
 // Revoke() is the in-daemon half of revocation: from then on every open and read is denied,
 // and all key material and cached plaintext is wiped (as soon as in-flight reads finish).
 //
+// Suspend() / Resume() are the reversible half, for a lost key lease (README "Key leases"):
+// while suspended, opens and reads of encrypted files are denied and their data keys and
+// cached plaintext are wiped (the views are destroyed); plain passthrough files stay served
+// (no key protects them). Resume() opens and verifies the encrypted files again, as at mount,
+// with fresh keys.
+//
 // Lifetime rule: the tree's files (the encrypted views) are reached only under the tree's
 // lock, by inode, through the ServedTree calls below; an OpenHandle holds no pointer to them,
 // so nothing the FUSE layer keeps can outlive what Revoke() frees.
@@ -142,6 +148,16 @@ class ServedTree {
   void Revoke();
   bool revoked() const { return revoked_.load(); }
 
+  // Suspend denies opens and reads of encrypted files (PermissionDenied "key lease lost:
+  // `reason`"), destroys their views (EncryptedFile wipes its data keys) and clears the chunk
+  // cache, once in-flight reads finish. Idempotent. The caller invalidates the kernel's pages.
+  void Suspend(const std::string& reason);
+  // Resume re-opens every encrypted file that was served before Suspend, verifying it as at
+  // mount, with `keys`; on success reads work again (also through handles opened before). On
+  // any file's error the tree stays suspended (nothing is half served) and the error returns.
+  Status Resume(const keys::KeyResolver& keys);
+  bool suspended() const { return suspended_.load(); }
+
   const ChunkCache& cache() const { return *cache_; }
   uint64_t prefetched() const;
   // DecryptedBytes: plaintext bytes decrypted so far for file `ino` (0 for other files, and
@@ -152,10 +168,15 @@ class ServedTree {
   ServedTree() = default;
   void QueueReadAhead(const PlainFile& file, uint64_t off, uint64_t len) const
       CTFS_REQUIRES_SHARED(mu_);
-  // UnreadableError: why FileLocked gave nullptr (revoked, or the grant was withdrawn).
-  Status UnreadableError(const OpenHandle& handle) const;
+  // UnreadableError: why FileLocked gave nullptr (revoked, the grant was withdrawn, or the key
+  // lease was lost). Called with mu_ held shared (it reads suspend_reason_).
+  Status UnreadableError(const OpenHandle& handle) const CTFS_REQUIRES_SHARED(mu_);
   // FileLocked: the file `handle` reads; nullptr after Revoke() or once its grant is withdrawn.
   const PlainFile* FileLocked(const OpenHandle& handle) const CTFS_REQUIRES_SHARED(mu_);
+  // OpenView opens, verifies and sizes one encrypted file for serving (Resume; Create does
+  // the same with its warnings). `direct_error`: why direct reads were not enabled, if tried.
+  Result<std::unique_ptr<PlainFile>> OpenView(const TreeNode& node, const keys::KeyResolver& keys,
+                                              WorkerPool* pool, Status* direct_error) const;
   // WrapFile applies options_.wrap_file.
   std::unique_ptr<RandomAccessFile> WrapFile(std::unique_ptr<RandomAccessFile> file) const;
 
@@ -171,6 +192,10 @@ class ServedTree {
   std::vector<std::unique_ptr<PlainFile>> encrypted_ CTFS_GUARDED_BY(mu_);
   std::vector<Status> open_errors_;                     // immutable after Create
   std::atomic<bool> revoked_{false};
+  std::atomic<bool> suspended_{false};
+  // While suspended: why (for messages), and which inodes had a view to re-open.
+  std::string suspend_reason_ CTFS_GUARDED_BY(mu_);
+  std::vector<uint64_t> suspended_inos_ CTFS_GUARDED_BY(mu_);
 };
 
 }  // namespace ctfs::fs

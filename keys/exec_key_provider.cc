@@ -234,6 +234,11 @@ class ExecKeyProvider final : public KeyProvider {
       if (NowMs() >= deadline_ms) return fail(TimeoutText());
       ::usleep(5000);
     }
+    if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == kExitKeyWithdrawn) {
+      // The documented kill switch: not an error of the helper, an answer.
+      if (!last_line.empty()) log_line_("(withdrawn) " + last_line);
+      return ProvidedKeys{{}, std::nullopt, true};
+    }
     if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
       std::string msg = what + " " + DescribeExit(wstatus);
       if (!last_line.empty()) msg += ": " + last_line;

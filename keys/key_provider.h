@@ -30,11 +30,19 @@
 namespace ctfs::keys {
 
 // What a provider yields: the keys and, if the provider said so, when they stop being valid
-// (kept for key leases; not acted on yet).
+// (a key lease: the mount refreshes it before then, fs/key_lease_keeper.h).
+// `withdrawn`: the provider said the keys are withdrawn (an exec helper exiting with
+// kExitKeyWithdrawn); `keys` is empty then. A mount refuses to start on it, and a running
+// mount loses its leased keys at once (no grace period).
 struct ProvidedKeys {
   std::vector<format::Jwk> keys;
   std::optional<int64_t> exp_unix;
+  bool withdrawn = false;
 };
+
+// The exit status by which an exec helper says "the key is withdrawn" (EX_NOPERM of
+// sysexits.h): any other failure is a failed refresh, retried until the grace period ends.
+inline constexpr int kExitKeyWithdrawn = 77;
 
 class KeyProvider {
  public:

@@ -22,6 +22,7 @@
 #include "base/file_io.h"
 #include "base/secret_bytes.h"
 #include "base/unique_fd.h"
+#include "crypto/sha256.h"
 #include "crypto/signature.h"
 #include "format/encrypted_jwks.h"
 
@@ -143,6 +144,34 @@ Result<format::JwkDocument> ParseKeyDocument(const SecretBytes& text) {
   return doc;
 }
 
+std::string KeyDigest(const std::vector<format::Jwk>& keys) {
+  size_t len = 0;
+  for (const format::Jwk& key : keys) {
+    len += key.kty.size() + key.kid.value_or("").size() + key.k.size() + key.d.size() +
+           key.x.size() + 5 * 8;
+  }
+  SecretBytes buf(len);
+  size_t at = 0;
+  // Each field with its length first, so that no two key sets give the same bytes.
+  auto put = [&](ByteSpan field) {
+    uint64_t n = field.size();
+    for (int b = 0; b < 8; ++b) buf.data()[at++] = static_cast<uint8_t>(n >> (8 * b));
+    for (uint8_t c : field) buf.data()[at++] = c;
+  };
+  auto str = [](const std::string& s) {
+    return ByteSpan(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+  };
+  for (const format::Jwk& key : keys) {
+    const std::string kid = key.kid.value_or("");
+    put(str(key.kty));
+    put(str(kid));
+    put(key.k.span());
+    put(key.d.span());
+    put(ByteSpan(key.x.data(), key.x.size()));
+  }
+  return crypto::Sha256Hex(buf.span().first(at));
+}
+
 Result<std::vector<format::Jwk>> LoadJwkFile(const std::string& path) {
   CTFS_ASSIGN_OR_RETURN(SecretBytes json, ReadSecretFile(path, "key file"));
   auto keys = ParseKeyText(json);
@@ -195,10 +224,23 @@ Result<KeyResolver> KeyResolver::Create(const KeySourceOptions& options) {
     CTFS_ASSIGN_OR_RETURN(std::unique_ptr<KeyProvider> p, MakeKeyProvider(spec));
     providers.push_back(std::move(p));
   }
-  for (const std::unique_ptr<KeyProvider>& p : providers) {
+  for (size_t i = 0; i < providers.size(); ++i) {
+    const std::unique_ptr<KeyProvider>& p = providers[i];
     CTFS_ASSIGN_OR_RETURN(ProvidedKeys got, p->Load());
+    if (got.withdrawn) {
+      return PermissionDeniedError(p->Describe() + ": the key is withdrawn (exit status " +
+                                   std::to_string(kExitKeyWithdrawn) + ")");
+    }
+    ProviderInfo info;
+    info.description = p->Describe();
+    info.exp_unix = got.exp_unix;
+    if (i >= options.key_files.size()) {
+      info.source_index = static_cast<int>(i - options.key_files.size());
+    }
+    for (const format::Jwk& key : got.keys) info.kids.push_back(key.kid.value_or(""));
+    info.key_digest = KeyDigest(got.keys);
     for (format::Jwk& key : got.keys) resolver.explicit_keys_.push_back(std::move(key));
-    resolver.providers_.push_back({p->Describe(), got.exp_unix});
+    resolver.providers_.push_back(std::move(info));
   }
   if (options.use_env) {
     // Parsing reads the value in place, so no copy of the key JSON is made here; the daemon

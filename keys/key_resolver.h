@@ -74,9 +74,15 @@ class KeyResolver {
   const std::vector<format::Jwk>& explicit_keys() const { return explicit_keys_; }
 
   // The providers asked at Create, with the expiry each reported (for `ctfs status`, leases).
+  // `source_index`: the KeySourceOptions::sources entry it came from (-1: a key_files entry).
+  // `kids`: the kids of its keys, in order; `key_digest`: KeyDigest of its keys (a key lease
+  // compares a refresh against it).
   struct ProviderInfo {
     std::string description;
     std::optional<int64_t> exp_unix;
+    int source_index = -1;
+    std::vector<std::string> kids;
+    std::string key_digest;
   };
   const std::vector<ProviderInfo>& providers() const { return providers_; }
 
@@ -95,6 +101,11 @@ class KeyResolver {
 // (Create parses the value then): the value is key text, which would otherwise stay in the
 // daemon's memory and /proc/PID/environ for its whole life. Not thread-safe against getenv.
 void WipeKeysFromEnvironment();
+
+// KeyDigest: the hex SHA-256 of `keys` (kty, kid and key bytes of each, in order), computed in
+// wiped memory: it identifies a key set without keeping it (a lease refresh must yield the
+// same keys). Compare digests with crypto::ConstantTimeEquals.
+std::string KeyDigest(const std::vector<format::Jwk>& keys);
 
 // LoadJwkFile reads and parses a JWK / JWK Set file, refusing unsafe permissions (see above).
 // A passphrase-protected file is FailedPrecondition saying how to give the passphrase.

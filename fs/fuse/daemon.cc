@@ -34,7 +34,8 @@ namespace {
 std::atomic<int> g_signal_pipe_write{-1};
 static_assert(std::atomic<int>::is_always_lock_free);
 
-// WriteSignalByte: async-signal-safe; 't' revokes, 'h' reloads the policy.
+// WriteSignalByte: async-signal-safe; 't' revokes, 'k' revokes for a lost key lease, 'h'
+// reloads the policy.
 void WriteSignalByte(char c) {
   const int fd = g_signal_pipe_write.load();
   if (fd >= 0) {
@@ -227,6 +228,70 @@ class PolicyThread {
   std::thread thread_;
 };
 
+// LeaseThread: runs the key lease keeper's steps when due, beside the FUSE loop (the
+// invalidation after a loss waits for reads in flight, which the loop must answer).
+class LeaseThread {
+ public:
+  LeaseThread(fuse_session* se, const ModelTree& tree, const DaemonOptions& options)
+      : se_(se), tree_(tree), leases_(options.leases), on_event_(options.on_event) {
+    if (leases_ != nullptr) thread_ = std::thread([this] { Run(); });
+  }
+  ~LeaseThread() { Stop(); }
+  void Stop() {
+    {
+      MutexLock lock(mu_);
+      stop_ = true;
+      cv_.SignalAll();
+    }
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Run() {
+    for (;;) {
+      {
+        MutexLock lock(mu_);
+        const int64_t now = static_cast<int64_t>(std::time(nullptr));
+        const int64_t next = leases_->NextStepAt();
+        if (next > now) {
+          // Whole seconds: wait until the next second starts, at most a minute at a time.
+          const auto until = std::chrono::system_clock::from_time_t(
+              static_cast<time_t>(std::min(next, now + 60)));
+          const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+              until - std::chrono::system_clock::now());
+          if (left.count() > 0) (void)cv_.WaitFor(mu_, left);
+        }
+        if (stop_) return;
+      }
+      const int64_t now = static_cast<int64_t>(std::time(nullptr));
+      if (leases_->NextStepAt() > now) continue;
+      switch (leases_->Step(now)) {
+        case KeyLeaseKeeper::Action::kNone:
+          break;
+        case KeyLeaseKeeper::Action::kInvalidate:
+          if (on_event_) on_event_(DaemonEvent::kKeyLeaseLost, "key lease lost");
+          InvalidateAll(se_, tree_);
+          break;
+        case KeyLeaseKeeper::Action::kRestored:
+          if (on_event_) on_event_(DaemonEvent::kKeyLeaseRestored, "key lease restored");
+          break;
+        case KeyLeaseKeeper::Action::kUnmount:
+          WriteSignalByte('k');  // the revoker does what SIGTERM does
+          return;
+      }
+    }
+  }
+
+  fuse_session* se_;
+  const ModelTree& tree_;
+  KeyLeaseKeeper* leases_;
+  const std::function<void(DaemonEvent, const std::string&)>& on_event_;
+  Mutex mu_;
+  CondVar cv_;
+  bool stop_ CTFS_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
 }  // namespace
 
 Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
@@ -289,6 +354,7 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
   std::atomic<bool> revoking{false};
   const pthread_t loop_thread = pthread_self();
   PolicyThread policy_thread(se, tree.tree(), options);
+  LeaseThread lease_thread(se, tree.tree(), options);
   std::thread revoker([&] {
     char c = 0;
     for (;;) {
@@ -301,11 +367,15 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
       if (n < 0 && errno == EINTR) continue;
       return;
     }
-    if (c != 't') return;  // 'q': the loop ended by itself (unmounted)
+    if (c != 't' && c != 'k') return;  // 'q': the loop ended by itself (unmounted)
     revoking.store(true);
-    if (options.on_event) options.on_event(DaemonEvent::kRevoking, "signal received");
-    spdlog::info("signal received: revoking access");
-    if (options.access != nullptr) options.access->Audit("revoke", "signal received: revoking access");
+    // No lease step may invalidate after the loop is gone (a page locked by an unanswered READ
+    // would block it, and the unmount behind it): stop the lease thread while the loop runs.
+    lease_thread.Stop();
+    const std::string why = c == 'k' ? "key lease lost (on_key_loss: unmount)" : "signal received";
+    if (options.on_event) options.on_event(DaemonEvent::kRevoking, why);
+    spdlog::info("{}: revoking access", why);
+    if (options.access != nullptr) options.access->Audit("revoke", why + ": revoking access");
     tree.Revoke();
     InvalidateAll(se, tree.tree());
     fuse_session_exit(se);
@@ -326,6 +396,7 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
   (void)!::write(pipe_fds[1], &q, 1);
   revoker.join();
   policy_thread.Stop();
+  lease_thread.Stop();
   if (!revoking.load() && options.on_event) {
     options.on_event(DaemonEvent::kUnmounted, "unmounted");
   }

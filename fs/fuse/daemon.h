@@ -19,6 +19,7 @@
 #include "base/result.h"
 #include "base/status.h"
 #include "fs/access_control.h"
+#include "fs/key_lease_keeper.h"
 #include "fs/mount_stats.h"
 #include "fs/served_tree.h"
 
@@ -32,6 +33,8 @@ enum class DaemonEvent {
   kReloading,       // SIGHUP: re-reading the policy
   kReloaded,        // the new policy is in force
   kReloadRejected,  // the file was invalid; the current policy stays (detail: why)
+  kKeyLeaseLost,    // a key lease ended (on_key_loss: deny): encrypted files answer EACCES
+  kKeyLeaseRestored,  // the leases were renewed: encrypted files are served again
 };
 
 struct DaemonOptions {
@@ -49,6 +52,10 @@ struct DaemonOptions {
   // policy at once (same invalidation), an error is logged and audited and the old policy
   // stays. Unset: SIGHUP revokes and unmounts, as a terminal hangup would.
   std::function<Result<std::shared_ptr<const policy::AccessPolicy>>()> reload;
+  // leases (null: no leased keys): a lease thread runs its Step() when due, beside the loop;
+  // on key loss it invalidates the page cache of every served file (the keeper has suspended
+  // the tree), or, with on_key_loss: unmount, revokes and unmounts as SIGTERM does.
+  KeyLeaseKeeper* leases = nullptr;
   // on_event (optional): called from the daemon's threads at each DaemonEvent, before the
   // work it announces; `detail` is a message for people. Must be quick and must not throw.
   std::function<void(DaemonEvent, const std::string& detail)> on_event;

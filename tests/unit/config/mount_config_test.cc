@@ -76,6 +76,7 @@ TEST_F(MountConfigTest, EveryTopLevelKey) {
       "log: {level: debug, file: logs/ctfs.log}\n"
       "metrics: {file: m/ctfs.prom, interval_s: 30}\n"
       "audit: {file: /var/log/a.jsonl, stderr: true}\n"
+      "key_lease: {grace_s: 5, on_key_loss: unmount}\n"
       "embedded_policy: operator\n");
   ASSERT_TRUE(r.ok()) << r.status().message();
   const MountConfig& c = *r;
@@ -104,6 +105,8 @@ TEST_F(MountConfigTest, EveryTopLevelKey) {
   EXPECT_EQ(c.metrics.interval_s, 30u);
   EXPECT_EQ(c.audit.file, "/var/log/a.jsonl");
   EXPECT_TRUE(c.audit.to_stderr);
+  EXPECT_EQ(c.key_lease.grace_s, 5u);
+  EXPECT_EQ(c.key_lease.on_key_loss, KeyLossMode::kUnmount);
   EXPECT_EQ(c.embedded_policy, EmbeddedPolicyMode::kOperator);
   EXPECT_FALSE(c.policy.has_value());
 }
@@ -115,7 +118,8 @@ TEST_F(MountConfigTest, KeysLeftOutAreUnset) {
                r->decrypt_threads || r->prefetch_mb || r->prefetch_threads || r->read_ahead_kb ||
                r->direct_io || r->allow_other || r->allow_bad_files || r->log.level ||
                r->log.file || r->metrics.file || r->metrics.interval_s || r->audit.file ||
-               r->embedded_policy || r->policy);
+               r->embedded_policy || r->policy || r->key_lease.grace_s ||
+               r->key_lease.on_key_loss);
   EXPECT_TRUE(r->keys.empty());
   EXPECT_FALSE(r->audit.to_stderr);
 }
@@ -271,6 +275,11 @@ TEST_F(MountConfigTest, WrongTypes) {
   EXPECT_ERROR_AT("log: {level: loud}\n", 1, 14, "log.level: expected one of trace, debug");
   EXPECT_ERROR_AT("metrics: {interval_s: 0}\n", 1, 23, "metrics.interval_s");
   EXPECT_ERROR_AT("metrics: {file: /a, every: 5}\n", 1, 21, "unknown key \"every\" in metrics");
+  EXPECT_ERROR_AT("key_lease: {grace_s: -1}\n", 1, 22, "expected a whole number");
+  EXPECT_ERROR_AT("key_lease: {grace_s: 86401}\n", 1, 22, "key_lease.grace_s");
+  EXPECT_ERROR_AT("key_lease: {on_key_loss: panic}\n", 1, 26, "expected one of deny, unmount");
+  EXPECT_ERROR_AT("key_lease: {grace: 5}\n", 1, 13, "unknown key \"grace\" in key_lease");
+  EXPECT_ERROR_AT("key_lease: 30\n", 1, 12, "key_lease: expected a mapping");
   EXPECT_ERROR_AT("embedded_policy: rego\n", 1, 18, "expected one of reference, operator");
   EXPECT_ERROR_AT("keys: /etc/k.jwk\n", 1, 7, "keys: expected a list of key sources");
   EXPECT_ERROR_AT("keys: []\n", 1, 7, "an empty list");
@@ -459,7 +468,7 @@ TEST_F(MountConfigTest, ExampleParsesAndSetsEveryKey) {
               c.decrypt_threads && c.prefetch_mb && c.prefetch_threads && c.read_ahead_kb &&
               c.direct_io && c.allow_other && c.allow_bad_files && c.log.level && c.log.file &&
               c.metrics.file && c.metrics.interval_s && c.audit.file && c.embedded_policy &&
-              c.policy);
+              c.policy && c.key_lease.grace_s && c.key_lease.on_key_loss);
   EXPECT_EQ(c.keys.size(), 1u);
   ASSERT_TRUE(c.policy);
   bool uid = false, gid = false, exe = false, sha = false, comm = false, cgroup = false,

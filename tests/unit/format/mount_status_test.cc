@@ -37,6 +37,7 @@ MountStatus Sample() {
   s.policy_loaded_unix = 1700000100;
   s.policy_reloads = 2;
   s.policy_last_reload_error = "bad rule";
+  s.keys = {{"llama-enc", "exec helper /usr/libexec/h", 1800000000, "lost"}};
   return s;
 }
 
@@ -69,6 +70,11 @@ TEST(MountStatusTest, RoundTripKeepsEveryField) {
   EXPECT_EQ(out->policy_rules, 4u);
   EXPECT_EQ(out->policy_reloads, 2u);
   EXPECT_EQ(out->policy_last_reload_error, "bad rule");
+  ASSERT_EQ(out->keys.size(), 1u);
+  EXPECT_EQ(out->keys[0].kid, "llama-enc");
+  EXPECT_EQ(out->keys[0].provider, "exec helper /usr/libexec/h");
+  EXPECT_EQ(out->keys[0].exp_unix, 1800000000);
+  EXPECT_EQ(out->keys[0].state, "lost");
 }
 
 TEST(MountStatusTest, TotalsAreSumsOverFiles) {

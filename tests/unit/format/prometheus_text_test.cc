@@ -91,6 +91,20 @@ TEST(PrometheusText, EveryFigureWithTheMountpointLabel) {
   EXPECT_NE(MountStatusToPrometheus(revoked).find("ctfs_up{" + mp + "} 0\n"), std::string::npos);
 }
 
+TEST(PrometheusText, KeyLeasesOnlyWhenThereAreSome) {
+  const std::string mp = "mountpoint=\"/run/ctfs/llama\"";
+  EXPECT_EQ(MountStatusToPrometheus(Sample()).find("ctfs_key_lease"), std::string::npos);
+  MountStatus s = Sample();
+  s.keys = {{"enc,sign", "exec helper /h", 1800000000, "valid"},
+            {"k2", "exec helper /g", 1700000000, "lost"}};
+  const auto samples = Samples(MountStatusToPrometheus(s));
+  const std::string one = mp + ",kid=\"enc,sign\",provider=\"exec helper /h\"";
+  const std::string two = mp + ",kid=\"k2\",provider=\"exec helper /g\"";
+  EXPECT_EQ(samples.at("ctfs_key_lease_expiry_time_seconds{" + one + "}"), "1800000000");
+  EXPECT_EQ(samples.at("ctfs_key_lease_lost{" + one + "}"), "0");
+  EXPECT_EQ(samples.at("ctfs_key_lease_lost{" + two + "}"), "1");
+}
+
 TEST(PrometheusText, LabelValuesAreEscaped) {
   EXPECT_EQ(PrometheusLabelValue("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
   EXPECT_EQ(PrometheusLabelValue("\xff"

@@ -60,6 +60,57 @@ TEST_F(ServedTreeTest, RevokeDeniesOpensAndReadsAndWipesCache) {
   EXPECT_EQ((*tree)->Open(model->ino).status().code(), StatusCode::kPermissionDenied);
 }
 
+TEST_F(ServedTreeTest, SuspendDeniesEncryptedFilesUntilResumed) {
+  auto tree = MakeTree({});
+  ASSERT_NE(tree, nullptr);
+  const uint64_t model = Ino(*tree, "model.safetensors");
+  const uint64_t config = Ino(*tree, "config.json");
+  auto h = tree->Open(model);
+  ASSERT_TRUE(h.ok());
+  Bytes buf(100);
+  ASSERT_TRUE(tree->Read(*h, 5000, buf).ok());
+  EXPECT_GT(tree->cache().cached_bytes(), 0u);
+  EXPECT_GT(tree->DecryptedBytes(model), 0u);
+
+  tree->Suspend("the key lease of e1 ended");
+  EXPECT_TRUE(tree->suspended());
+  EXPECT_FALSE(tree->revoked());
+  EXPECT_EQ(tree->cache().cached_bytes(), 0u);
+  EXPECT_EQ(tree->DecryptedBytes(model), 0u);  // the view (and its data keys) is gone
+  auto read = tree->Read(*h, 0, buf);
+  EXPECT_EQ(read.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(read.status().message().find("key lease lost: the key lease of e1 ended"),
+            std::string::npos)
+      << read.status().message();
+  EXPECT_EQ(tree->Open(model).status().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(ReadAll(*tree, config, 10), "{\"a\":1}");  // plain files stay served
+
+  // Resume with keys that cannot open the file: still suspended, nothing served.
+  TempDir other;
+  format::Jwk wrong = enc_.Clone();
+  wrong.k = *crypto::RandomSecret(32);
+  const std::string wrong_file = other.File("w.jwk");
+  ctfs::testing::WriteFile(wrong_file, format::SerializeJwkSet({&wrong, &sign_}, true));
+  ::chmod(wrong_file.c_str(), 0600);
+  auto wrong_keys = keys::KeyResolver::Create({{wrong_file}, false, false});
+  ASSERT_TRUE(wrong_keys.ok());
+  EXPECT_FALSE(tree->Resume(*wrong_keys).ok());
+  EXPECT_TRUE(tree->suspended());
+  EXPECT_EQ(tree->Open(model).status().code(), StatusCode::kPermissionDenied);
+
+  auto resolver = Resolver();
+  ASSERT_TRUE(tree->Resume(resolver).ok());
+  EXPECT_FALSE(tree->suspended());
+  EXPECT_EQ(ReadAll(*tree, model, 777), plain_);
+  ASSERT_TRUE(tree->Read(*h, 0, buf).ok());  // the handle from before reads again
+  EXPECT_TRUE(std::equal(buf.begin(), buf.end(), plain_.begin()));
+
+  // Revoke after Resume is final.
+  tree->Revoke();
+  EXPECT_EQ(tree->Resume(resolver).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(tree->Open(model).status().code(), StatusCode::kPermissionDenied);
+}
+
 TEST_F(ServedTreeTest, BadFileRefusesMountUnlessAllowed) {
   // Break the signature: change a metadata value in the header text (same length).
   std::string raw = ReadFile(dir_.File("src/model.safetensors"));

@@ -288,6 +288,18 @@ TEST_F(KeyProviderTest, ExecHangsIsKilled) {
   EXPECT_LT(run.seconds, 5);
 }
 
+TEST_F(KeyProviderTest, ExecWithdrawn) {
+  // Exit status 77 is the documented "withdrawn" answer: not an error, no keys.
+  ExecRun run = RunHelper({Script("withdrawn.sh", "echo 'revoked by vault' >&2\nexit 77")}, 10);
+  ASSERT_TRUE(run.result.ok()) << run.result.status().message();
+  EXPECT_TRUE(run.result->withdrawn);
+  EXPECT_TRUE(run.result->keys.empty());
+  // Any other status stays a failure.
+  run = RunHelper({Script("exit76.sh", "exit 76")}, 10);
+  ASSERT_FALSE(run.result.ok());
+  EXPECT_NE(run.result.status().message().find("exited with status 76"), std::string::npos);
+}
+
 TEST_F(KeyProviderTest, ExecGarbage) {
   ExecRun run = RunHelper({Script("garbage.sh", "echo 'not json {'")}, 10);
   ASSERT_FALSE(run.result.ok());
