@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The control socket of a mount daemon (`ctfs status`): an AF_UNIX stream socket, mode 0600,
-// in a directory only the daemon's user can enter:
+// The control socket of a mount daemon (`ctfs status`, `ctfs revoke`): an AF_UNIX stream
+// socket, mode 0600, in a directory only the daemon's user can enter:
 //   root daemons:  /run/ctfs/ctl/<daemon pid>.sock   (/run/ctfs/ctl is mode 0700, root's)
 //   other users:   /run/user/<uid>/ctfs-ctl/<daemon pid>.sock
 // The client finds the daemon of a mountpoint from the mount table (source "ctfs:<pid>") and
@@ -8,8 +8,10 @@
 // is replaced at bind. The server also checks each peer's credentials (SO_PEERCRED): only root
 // and the daemon's own uid are answered.
 //
-// Protocol: one request line ("status\n"), one answer, then the server closes: a JSON document
-// (starting with '{'), or "error: <message>\n".
+// Protocol: one request line, one answer, then the server closes. Requests:
+//   "status\n" -> a JSON document (starting with '{');
+//   "revoke\n" -> "revoking\n": the daemon revokes and unmounts as on SIGTERM (`ctfs revoke`).
+// Any failure is "error: <message>\n".
 #ifndef CTFS_CMD_CONTROL_SOCKET_H_
 #define CTFS_CMD_CONTROL_SOCKET_H_
 

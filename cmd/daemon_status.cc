@@ -116,7 +116,7 @@ format::MountStatus DaemonStatus::Collect() const {
 
 std::string DaemonStatus::Answer(const std::string& request) const {
   if (request == "status") return format::MountStatusToJson(Collect()) + "\n";
-  return "error: unknown request (this daemon answers: status)\n";
+  return "error: unknown request (this daemon answers: status, revoke)\n";
 }
 
 }  // namespace ctfs::cmd

@@ -7,6 +7,7 @@
 
 #include "cmd/common.h"
 #include "cmd/exit_codes.h"
+#include "cmd/key_options.h"
 #include "cmd/interrupt.h"
 #include "cmd/subcommands.h"
 #include "format/crypt_metadata.h"
@@ -35,7 +36,8 @@ Status DecryptOne(const keys::KeyResolver& resolver, const std::string& from, co
 Status Decrypt(const DecryptArgs& args) {
   CTFS_ASSIGN_OR_RETURN(
       keys::KeyResolver resolver,
-      keys::KeyResolver::Create({args.key_files, true, true, args.passphrase_file}));
+      keys::KeyResolver::Create({args.key_files, true, true, args.passphrase_file,
+                                 Pkcs11Sources(args.pkcs11_uris)}));
   if (!PathExists(args.src)) return NotFoundError(args.src + ": no such file or directory");
   if (!IsDirectory(args.src)) {
     CTFS_ASSIGN_OR_RETURN(uint64_t size, FileSizeOf(args.src));
@@ -67,6 +69,7 @@ CLI::App* AddDecrypt(CLI::App& app, DecryptArgs& args) {
   c->add_option("--passphrase-file", args.passphrase_file,
                 "Passphrase of passphrase-protected --key files (one trailing newline is "
                 "stripped; without it such a file is prompted for on a terminal)");
+  AddPkcs11Option(c, args.pkcs11_uris, "Master key to decrypt with");
   c->add_flag("--force", args.force, "Replace DST if it exists");
   c->add_flag("-q,--quiet", args.quiet, "No progress bar or summary");
   return c;

@@ -22,6 +22,7 @@
 
 #include "cmd/common.h"
 #include "cmd/exit_codes.h"
+#include "cmd/key_options.h"
 #include "cmd/interrupt.h"
 #include "cmd/subcommands.h"
 #include "base/file_io.h"
@@ -41,11 +42,17 @@ struct WriterKeys {
 
 Result<WriterKeys> PickWriterKeys(const keys::KeyResolver& resolver, const std::string& alg) {
   WriterKeys w;
+  // A token key (--pkcs11) is the master key even where a --key file also holds one.
+  for (const format::Jwk& k : resolver.explicit_keys()) {
+    if (k.kty == "oct" && k.token != nullptr && w.enc == nullptr) w.enc = &k;
+  }
   for (const format::Jwk& k : resolver.explicit_keys()) {
     if (k.kty == "oct" && w.enc == nullptr) w.enc = &k;
     if (k.kty == "okp" && !k.d.empty() && w.sign == nullptr) w.sign = &k;
   }
-  if (w.enc == nullptr) return NotFoundError("no encryption key (kty oct) in the --key files");
+  if (w.enc == nullptr) {
+    return NotFoundError("no encryption key (kty oct) in the --key files, and no --pkcs11 key");
+  }
   if (w.sign == nullptr) {
     return NotFoundError(
         "no signing key with a private part (kty okp with d) in the --key files; a reader key "
@@ -171,7 +178,8 @@ Status Encrypt(const EncryptArgs& args) {
   }
   CTFS_ASSIGN_OR_RETURN(
       keys::KeyResolver resolver,
-      keys::KeyResolver::Create({args.key_files, false, false, args.passphrase_file}));
+      keys::KeyResolver::Create({args.key_files, false, false, args.passphrase_file,
+                                 Pkcs11Sources(args.pkcs11_uris)}));
   CTFS_ASSIGN_OR_RETURN(WriterKeys wk, PickWriterKeys(resolver, args.alg));
   fs::EncryptOptions opt;
   opt.tensor_globs = args.tensors;
@@ -208,8 +216,11 @@ CLI::App* AddEncrypt(CLI::App& app, EncryptArgs& args) {
   c->add_option("SRC", args.src, "Plain .safetensors file or model directory")->required();
   c->add_option("DST", args.dst, "Output file or directory (must not exist)")->required();
   c->add_option("-k,--key", args.key_files,
-                "JWK / JWK Set file with the master key and the signing key (from ctfs keygen)")
+                "JWK / JWK Set file with the master key and the signing key (from ctfs keygen; "
+                "with --pkcs11, the signing key)")
       ->required();
+  AddPkcs11Option(c, args.pkcs11_uris,
+                  "Wrap the data keys inside a token with this master key (AES-GCM)");
   c->add_option("--tensors", args.tensors,
                 "Encrypt only tensors whose name matches this glob (repeatable); others stay "
                 "plain and are NOT integrity-protected");

@@ -11,12 +11,16 @@
 #include "base/file_io.h"
 #include "cmd/common.h"
 #include "cmd/exit_codes.h"
+#include "cmd/key_options.h"
 #include "cmd/subcommands.h"
 #include "crypto/constant_time.h"
 #include "crypto/random.h"
 #include "crypto/signature.h"
 #include "format/jwk.h"
+#include "keys/key_resolver.h"
 #include "keys/passphrase.h"
+#include "keys/pkcs11_token.h"
+#include "keys/pkcs11_uri.h"
 
 namespace ctfs::cmd {
 namespace {
@@ -70,23 +74,107 @@ Result<std::optional<SecretBytes>> KeygenPassphrase(const KeygenArgs& args) {
   return std::optional<SecretBytes>(std::move(p));
 }
 
+format::Jwk NewSigningKey(const KeygenArgs& args, const std::string& suffix, Status* st) {
+  format::Jwk sign;
+  sign.kty = "okp";
+  sign.alg = "ed25519";
+  sign.kid = args.sign_kid.empty() ? "ctfs-sign-" + suffix : args.sign_kid;
+  Result<SecretBytes> d = crypto::RandomSecret(crypto::kEd25519SeedLen);
+  if (!d.ok()) {
+    *st = d.status();
+    return sign;
+  }
+  sign.d = std::move(*d);
+  auto x = crypto::Ed25519PublicKeyFromSeed(sign.d);
+  if (!x.ok()) {
+    *st = x.status();
+    return sign;
+  }
+  sign.x.assign(x->begin(), x->end());
+  return sign;
+}
+
+// KeygenInToken: the master key is created inside a PKCS#11 token (generated there, or
+// imported from --import-key); the files get the signing key only.
+Status KeygenInToken(const KeygenArgs& args, AeadAlg alg, const SecretBytes* pass) {
+  if (alg == AeadAlg::kChaCha20Poly1305) {
+    return InvalidArgumentError("--pkcs11: token keys support AES-GCM only (--alg aes256gcm or "
+                                "aes128gcm)");
+  }
+  CTFS_ASSIGN_OR_RETURN(keys::Pkcs11Uri uri, keys::ParsePkcs11Uri(args.pkcs11_uri));
+  std::optional<format::Jwk> imported;
+  if (!args.import_key.empty()) {
+    CTFS_ASSIGN_OR_RETURN(keys::KeyResolver from,
+                          keys::KeyResolver::Create({{args.import_key}, false, false,
+                                                     args.passphrase_file}));
+    for (const format::Jwk& k : from.explicit_keys()) {
+      if (k.kty == "oct" && !k.k.empty() && !imported) imported = k.Clone();
+    }
+    if (!imported) return NotFoundError(args.import_key + ": no master key (kty oct) to import");
+    CTFS_ASSIGN_OR_RETURN(alg, ParseAeadAlg(imported->alg));
+    if (alg == AeadAlg::kChaCha20Poly1305) {
+      return InvalidArgumentError(args.import_key + ": its master key is chacha20poly1305; "
+                                  "token keys support AES-GCM only");
+    }
+  }
+  // The key id is the token label: the URI's object=, else --enc-kid, else (import) the
+  // imported key's kid, so that files written with it still find it.
+  std::string kid = uri.object.value_or(args.enc_kid);
+  if (kid.empty() && imported) kid = imported->kid.value_or("");
+  if (kid.empty()) {
+    return InvalidArgumentError("--pkcs11: name the new key with object=LABEL in the URI (it "
+                                "becomes the key id)");
+  }
+  if (!args.enc_kid.empty() && args.enc_kid != kid) {
+    return InvalidArgumentError("--enc-kid " + args.enc_kid + " differs from the URI's object=" +
+                                kid + " (a token key's id is its label)");
+  }
+  if (imported && imported->kid && *imported->kid != kid) {
+    std::fprintf(stderr,
+                 "ctfs: warning: the imported key's kid is %s but its token label is %s: files "
+                 "written with the key name %s and will not find it\n",
+                 imported->kid->c_str(), kid.c_str(), imported->kid->c_str());
+  }
+  uri.object = kid;
+  CTFS_RETURN_IF_ERROR(CheckOutputPath(args.out, args.force));
+  if (!args.reader_out.empty()) CTFS_RETURN_IF_ERROR(CheckOutputPath(args.reader_out, args.force));
+  CTFS_RETURN_IF_ERROR(
+      keys::CreatePkcs11Key(uri, AeadKeyLen(alg), imported ? &imported->k : nullptr));
+  // It must open as the mount will open it (type, size, protection).
+  CTFS_ASSIGN_OR_RETURN(keys::Pkcs11Key made, keys::OpenPkcs11Key(uri));
+  std::printf("%s %s key \"%s\" in token \"%s\" (sensitive, non-extractable)\n",
+              imported ? "imported" : "created", std::string(AeadAlgName(alg)).c_str(),
+              made.label.c_str(), uri.token.c_str());
+
+  Status st = Status::Ok();
+  format::Jwk sign = NewSigningKey(args, RandomHex(4), &st);
+  CTFS_RETURN_IF_ERROR(st);
+  CTFS_RETURN_IF_ERROR(WriteKeyFile(args.out, {&sign}, /*include_private=*/true, args.force, pass));
+  std::printf("wrote %s (signing key %s, ed25519%s; the master key stays in the token)\n",
+              args.out.c_str(), sign.kid->c_str(), pass != nullptr ? "; passphrase-protected" : "");
+  if (!args.reader_out.empty()) {
+    CTFS_RETURN_IF_ERROR(
+        WriteKeyFile(args.reader_out, {&sign}, /*include_private=*/false, args.force, pass));
+    std::printf("wrote %s (reader copy: the public verification key)\n", args.reader_out.c_str());
+  }
+  return Status::Ok();
+}
+
 Status Keygen(const KeygenArgs& args) {
   CTFS_ASSIGN_OR_RETURN(AeadAlg alg, ParseAeadAlg(args.alg));
   CTFS_ASSIGN_OR_RETURN(std::optional<SecretBytes> passphrase, KeygenPassphrase(args));
   const SecretBytes* pass = passphrase ? &*passphrase : nullptr;
+  if (!args.pkcs11_uri.empty()) return KeygenInToken(args, alg, pass);
+  if (!args.import_key.empty()) return InvalidArgumentError("--import-key goes with --pkcs11");
   std::string suffix = RandomHex(4);
   format::Jwk enc;
   enc.kty = "oct";
   enc.alg = std::string(AeadAlgName(alg));
   enc.kid = args.enc_kid.empty() ? "ctfs-enc-" + suffix : args.enc_kid;
   CTFS_ASSIGN_OR_RETURN(enc.k, crypto::RandomSecret(AeadKeyLen(alg)));
-  format::Jwk sign;
-  sign.kty = "okp";
-  sign.alg = "ed25519";
-  sign.kid = args.sign_kid.empty() ? "ctfs-sign-" + suffix : args.sign_kid;
-  CTFS_ASSIGN_OR_RETURN(sign.d, crypto::RandomSecret(crypto::kEd25519SeedLen));
-  CTFS_ASSIGN_OR_RETURN(auto x, crypto::Ed25519PublicKeyFromSeed(sign.d));
-  sign.x.assign(x.begin(), x.end());
+  Status st = Status::Ok();
+  format::Jwk sign = NewSigningKey(args, suffix, &st);
+  CTFS_RETURN_IF_ERROR(st);
 
   CTFS_RETURN_IF_ERROR(
       WriteKeyFile(args.out, {&enc, &sign}, /*include_private=*/true, args.force, pass));
@@ -122,6 +210,14 @@ CLI::App* AddKeygen(CLI::App& app, KeygenArgs& args) {
                 "AES-256-GCM; one trailing newline is stripped)");
   c->add_flag("--ask-passphrase", args.ask_passphrase,
               "Protect the written files with a passphrase typed on the terminal");
+  c->add_option("--pkcs11", args.pkcs11_uri,
+                "Create the master key inside this PKCS#11 token instead (sensitive, "
+                "non-extractable AES key labelled by the URI's object=, which is its key id); "
+                "the files then hold the signing key only. URI: 'pkcs11:token=LABEL;object=KEY"
+                "?module-path=/path/module.so&pin-source=file:/path'");
+  c->add_option("--import-key", args.import_key,
+                "With --pkcs11: put the master key of this JWK file into the token instead of "
+                "generating one (for moving file keys into an HSM; delete the file afterwards)");
   return c;
 }
 

@@ -27,6 +27,7 @@
 #include "cmd/daemon_process.h"
 #include "cmd/daemon_status.h"
 #include "cmd/exit_codes.h"
+#include "cmd/key_options.h"
 #include "cmd/metrics_file.h"
 #include "cmd/mount_access.h"
 #include "cmd/mount_config_merge.h"
@@ -122,7 +123,9 @@ void TuneAllocator() {
 
 // KeySourcesOf: where the mount's keys come from (also asked again by key leases).
 keys::KeySourceOptions KeySourcesOf(const MountArgs& args) {
-  return {args.key_files, true, true, args.passphrase_file, args.key_sources};
+  std::vector<keys::KeySourceSpec> sources = Pkcs11Sources(args.pkcs11_uris);
+  sources.insert(sources.end(), args.key_sources.begin(), args.key_sources.end());
+  return {args.key_files, true, true, args.passphrase_file, std::move(sources)};
 }
 
 // LocalTimeNow: "YYYY-MM-DD HH:MM:SS" for status lines.
@@ -213,7 +216,11 @@ int Serve(fs::ServedTree& tree, const MountArgs& args, fs::AccessControl* access
     // through the mount work from here on.
     if (s.ok()) {
       auto server = ControlServer::Start(
-          [&status](const std::string& request) { return status.Answer(request); });
+          [&status](const std::string& request) -> std::string {
+            if (request != "revoke") return status.Answer(request);
+            fs::RequestRevoke();  // `ctfs revoke`: the client waits for this daemon's exit
+            return "revoking\n";
+          });
       if (server.ok()) {
         control = std::move(*server);
         spdlog::info("control socket {} (`ctfs status {}`)", control->path(), args.mountpoint);
@@ -415,6 +422,7 @@ CLI::App* AddMount(CLI::App& app, MountArgs& args) {
   c->add_option("--passphrase-file", args.passphrase_file,
                 "Passphrase of passphrase-protected --key files (one trailing newline is "
                 "stripped; without it such a file is prompted for on a terminal)");
+  AddPkcs11Option(c, args.pkcs11_uris, "Master key of the models");
   c->add_flag("-f,--foreground", args.foreground, "Stay in the foreground, log to stderr");
   // Ranges keep the byte counts (MiB << 20, KiB) far from overflow and thread counts sane.
   c->add_option("--cache-mb", args.cache_mb, "Decrypted-chunk cache size in MiB (default 256)")

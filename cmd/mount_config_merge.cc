@@ -22,6 +22,7 @@ keys::KeySourceSpec KeySpecOf(const config::KeySourceConfig& k) {
   spec.passphrase_file = k.passphrase_file;
   spec.credential = k.credential;
   spec.exec = k.exec;
+  spec.pkcs11 = k.pkcs11;
   if (k.timeout_s) spec.timeout_s = static_cast<double>(*k.timeout_s);
   return spec;
 }
@@ -29,7 +30,7 @@ keys::KeySourceSpec KeySpecOf(const config::KeySourceConfig& k) {
 void MergeMountConfig(const config::MountConfig& c, MountArgs& args) {
   Set(args, "SRC", c.source, args.src);
   Set(args, "MNT", c.mountpoint, args.mountpoint);
-  if (!c.keys.empty() && args.given.count("--key") == 0) {
+  if (!c.keys.empty() && args.given.count("--key") == 0 && args.given.count("--pkcs11") == 0) {
     args.key_files.clear();
     args.key_sources.clear();
     for (const config::KeySourceConfig& k : c.keys) args.key_sources.push_back(KeySpecOf(k));

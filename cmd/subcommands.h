@@ -25,6 +25,8 @@ struct KeygenArgs {
   bool force = false;
   std::string passphrase_file;  // --passphrase-file: write both files passphrase-protected
   bool ask_passphrase = false;  // --ask-passphrase: prompt for it on the terminal
+  std::string pkcs11_uri;       // --pkcs11: create the master key in this token instead
+  std::string import_key;       // --import-key: with --pkcs11, its oct key goes into the token
 };
 CLI::App* AddKeygen(CLI::App& app, KeygenArgs& args);
 int RunKeygen(const KeygenArgs& args);
@@ -39,6 +41,7 @@ struct EncryptArgs {
   std::vector<std::string> lock_globs;      // --lock
   std::vector<std::string> lock_key_files;  // --lock-key
   std::string passphrase_file;              // opens passphrase-protected --key/--lock-key files
+  std::vector<std::string> pkcs11_uris;     // --pkcs11: the master key in a token
   bool force = false;
   bool quiet = false;
 };
@@ -49,6 +52,7 @@ struct DecryptArgs {
   std::string src, dst;
   std::vector<std::string> key_files;
   std::string passphrase_file;  // opens passphrase-protected --key files
+  std::vector<std::string> pkcs11_uris;  // --pkcs11: master keys in tokens
   bool force = false;
   bool quiet = false;
 };
@@ -66,6 +70,7 @@ struct VerifyArgs {
   std::string path;
   std::vector<std::string> key_files;
   std::string passphrase_file;  // opens passphrase-protected --key files
+  std::vector<std::string> pkcs11_uris;  // --pkcs11: master keys in tokens
   bool allow_plain = false;
   bool quiet = false;
 };
@@ -76,9 +81,10 @@ struct MountArgs {
   std::string src, mountpoint;
   std::vector<std::string> key_files;
   std::string passphrase_file;  // opens passphrase-protected --key files
-  // The config's `keys:` entries (credential, exec, files with passphrase_file), searched
-  // after key_files; replaced by --key like the file entries.
+  // The config's `keys:` entries (credential, exec, pkcs11, files with passphrase_file),
+  // searched after key_files; replaced by --key / --pkcs11 like the file entries.
   std::vector<keys::KeySourceSpec> key_sources;
+  std::vector<std::string> pkcs11_uris;  // --pkcs11: searched after key_files
   bool foreground = false;
   size_t cache_mb = 256;
   size_t threads = 16;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // ctfs umount MNT [--force]: end a ctfs mount and wait until its daemon has exited.
 //   plain   : like `fusermount3 -u`; refused (exit 7) while a process has a file open or mapped.
-//   --force : revocation. The daemon (found from the mount's source "ctfs:<pid>") gets SIGTERM:
+//   --force : revocation (also `ctfs revoke MNT`). The daemon (found from the mount's source
+//             "ctfs:<pid>") is asked over its control socket (SIGTERM if it has none):
 //             it denies further reads, drops the kernel page cache of every file (mapped pages
 //             too: their next touch raises SIGBUS), wipes keys and cached plaintext, detaches
 //             the mount and exits. Copies a process already made are not recalled.
@@ -14,6 +15,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +27,7 @@
 #include <thread>
 
 #include "cmd/common.h"
+#include "cmd/control_socket.h"
 #include "cmd/daemon_process.h"
 #include "cmd/exit_codes.h"
 #include "cmd/mount_table.h"
@@ -174,8 +177,25 @@ void WarnIfUnclean(const std::string& path, const DaemonProcess& d) {
   }
 }
 
+// AskToRevoke asks the daemon over its control socket (cmd/control_socket.h), which checks
+// the caller's credentials; a daemon without a socket (it could not create one) gets SIGTERM,
+// which does the same.
+Status AskToRevoke(const std::string& path, DaemonProcess& d) {
+  struct stat proc_st;
+  const std::string proc = "/proc/" + std::to_string(d.pid());
+  if (::stat(proc.c_str(), &proc_st) == 0) {
+    Result<std::string> answer = AskDaemon(ControlSocketPath(d.pid(), proc_st.st_uid), "revoke");
+    if (answer.ok()) {
+      if (*answer == "revoking\n") return Status::Ok();
+      return UnavailableError(path + ": " + DaemonName(d) + " refused to revoke: " + *answer);
+    }
+    if (answer.status().code() != StatusCode::kNotFound) return answer.status().WithContext(path);
+  }
+  return d.Signal(SIGTERM);
+}
+
 Status Revoke(const UmountArgs& args, const std::string& path, DaemonProcess& d) {
-  CTFS_RETURN_IF_ERROR(d.Signal(SIGTERM));
+  CTFS_RETURN_IF_ERROR(AskToRevoke(path, d));
   if (!d.WaitExit(args.timeout_s)) {
     return UnavailableError(DaemonName(d) + " of " + path + " did not finish revocation within " +
                             Seconds(args.timeout_s) + "; it is still running and " + path +

@@ -19,6 +19,7 @@
 
 #include "cmd/common.h"
 #include "cmd/exit_codes.h"
+#include "cmd/key_options.h"
 #include "cmd/subcommands.h"
 #include "format/crypt_metadata.h"
 #include "base/random_access_file.h"
@@ -92,7 +93,8 @@ Status VerifyOne(const keys::KeyResolver& resolver, const std::string& path, boo
 Status Verify(const VerifyArgs& args) {
   CTFS_ASSIGN_OR_RETURN(
       keys::KeyResolver resolver,
-      keys::KeyResolver::Create({args.key_files, true, true, args.passphrase_file}));
+      keys::KeyResolver::Create({args.key_files, true, true, args.passphrase_file,
+                                 Pkcs11Sources(args.pkcs11_uris)}));
   if (!PathExists(args.path)) return NotFoundError(args.path + ": no such file or directory");
   std::vector<std::string> paths;
   if (IsDirectory(args.path)) {
@@ -150,6 +152,7 @@ CLI::App* AddVerify(CLI::App& app, VerifyArgs& args) {
   c->add_option("--passphrase-file", args.passphrase_file,
                 "Passphrase of passphrase-protected --key files (one trailing newline is "
                 "stripped; without it such a file is prompted for on a terminal)");
+  AddPkcs11Option(c, args.pkcs11_uris, "Master key to verify with");
   c->add_flag("--allow-plain", args.allow_plain,
               "Accept plain (unencrypted, unauthenticated) safetensors files instead of failing "
               "with exit 3");

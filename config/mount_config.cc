@@ -369,17 +369,19 @@ Status Parser::ParseKeys(const Entry& e, MountConfig& out) const {
   } else {
     return Error(ValueMark(e),
                  "keys: expected a list of key sources ({file: PATH}, {credential: NAME}, {exec: "
-                 "[...]}), got " +
+                 "[...]}, {pkcs11: URI}), got " +
                      (e.value.IsSequence() ? "an empty list" : Describe(e.value)));
   }
   for (size_t i = 0; i < sources.size(); ++i) {
     const std::string name = "keys[" + std::to_string(i) + "]";
     CTFS_ASSIGN_OR_RETURN(std::vector<Entry> entries,
                           Entries(sources[i], e.value.Mark(), name, name,
-                                  {"file", "passphrase_file", "credential", "exec", "timeout_s"}));
+                                  {"file", "passphrase_file", "credential", "exec", "pkcs11",
+                                   "timeout_s"}));
     if (entries.empty()) {
       return Error(sources[i].Mark(),
-                   name + ": a key source needs one of file: PATH, credential: NAME, exec: [...]");
+                   name + ": a key source needs one of file: PATH, credential: NAME, exec: [...], "
+                          "pkcs11: URI");
     }
     KeySourceConfig k;
     k.pos = Pos(ValueMark(entries[0]));
@@ -396,14 +398,16 @@ Status Parser::ParseKeys(const Entry& e, MountConfig& out) const {
         continue;
       }
       if (kind != nullptr) {
-        return Error(f.key_mark, name + ": give only one of file, credential, exec (" + kind->key +
+        return Error(f.key_mark, name + ": give only one of file, credential, exec, pkcs11 (" +
+                                     kind->key +
                                      " is given already)");
       }
       kind = &f;
     }
     if (kind == nullptr) {
       return Error(sources[i].Mark(),
-                   name + ": a key source needs one of file: PATH, credential: NAME, exec: [...]");
+                   name + ": a key source needs one of file: PATH, credential: NAME, exec: [...], "
+                          "pkcs11: URI");
     }
     if (passphrase != nullptr && kind->key != "file") {
       return Error(passphrase->key_mark, name + ": passphrase_file goes with file: only");
@@ -439,6 +443,14 @@ Status Parser::ParseKeys(const Entry& e, MountConfig& out) const {
           return Error(ValueMark(*kind),
                        "credential " + Quote(c) + " ($CREDENTIALS_DIRECTORY=" + dir + "): " + why);
         }
+      }
+    } else if (kind->key == "pkcs11") {
+      // The URI's grammar is checked where it is used (keys/pkcs11_uri.h; check-config runs it).
+      CTFS_ASSIGN_OR_RETURN(k.pkcs11, String(*kind));
+      if (!k.pkcs11.starts_with("pkcs11:")) {
+        return Error(ValueMark(*kind),
+                     name + ".pkcs11: expected a PKCS#11 URI (pkcs11:token=...;object=..."
+                            "?module-path=...&pin-source=file:...), got " + Quote(k.pkcs11));
       }
     } else {
       if (!kind->value.IsSequence()) {

@@ -43,6 +43,7 @@ struct KeySourceConfig {
   std::string passphrase_file;        // absolute; only with file
   std::string credential;             // a plain file name
   std::vector<std::string> exec;      // argv; exec[0] absolute
+  std::string pkcs11;                 // a PKCS#11 URI (starts with "pkcs11:")
   std::optional<uint64_t> timeout_s;  // exec only: 1..3600 (default 10)
   SourcePos pos;                      // of the entry's first key
 };

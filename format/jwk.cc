@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "base/aead_alg.h"
+#include "base/check.h"
 #include "format/base64.h"
 #include "format/internal/base64_internal.h"
 #include "format/internal/strict_json.h"
@@ -139,6 +140,7 @@ void WriteSet(const std::vector<const Jwk*>& keys, bool include_private, JsonSin
   sink->Add("{\"keys\":[");
   for (size_t i = 0; i < keys.size(); ++i) {
     const Jwk& jwk = *keys[i];
+    CTFS_CHECK(jwk.token == nullptr);  // a token key has no bytes to write
     if (i > 0) sink->Add(",");
     sink->Add("{\"kty\":");
     sink->Add(JsonQuote(jwk.kty));
@@ -165,6 +167,7 @@ Jwk Jwk::Clone() const {
   copy.kid = kid;
   copy.jku = jku;
   copy.k = k.Clone();
+  copy.token = token;
   copy.d = d.Clone();
   copy.x = x;
   return copy;

@@ -6,6 +6,7 @@
 #define CTFS_FORMAT_JWK_H_
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,7 @@
 #include "base/bytes.h"
 #include "base/result.h"
 #include "base/secret_bytes.h"
+#include "base/token_key.h"
 
 namespace ctfs::format {
 
@@ -22,7 +24,9 @@ struct Jwk {
   std::string alg;
   std::optional<std::string> kid;
   std::optional<std::string> jku;
-  SecretBytes k;  // oct: master key, length = AeadKeyLen(alg)
+  SecretBytes k;  // oct: master key, length = AeadKeyLen(alg); empty for a token key
+  // oct only: a master key held in a token (PKCS#11); set instead of k. Never serialized.
+  std::shared_ptr<const TokenKey> token;
   SecretBytes d;  // okp: 32-byte private seed (optional)
   Bytes x;        // okp: 32-byte public key (optional if d is present; derive it then)
 
@@ -48,7 +52,8 @@ struct JwkDocument {
 Result<JwkDocument> ParseJwkDocumentWithExp(std::string_view json);
 
 // SerializeJwkSet writes {"keys":[...]} with members kty, alg, kid, (jku), k | x, d. If
-// `include_private` is false, k is still written (symmetric) but d is omitted.
+// `include_private` is false, k is still written (symmetric) but d is omitted. Token keys
+// (Jwk::token) have no bytes to write: callers must not pass them (CHECKed).
 // The returned string holds secrets (for tests and tools; it is allocated once, at its final
 // size): wipe it (WipeMemory) after use.
 std::string SerializeJwkSet(const std::vector<const Jwk*>& keys, bool include_private);

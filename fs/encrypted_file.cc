@@ -16,6 +16,7 @@
 #include "format/plain_view.h"
 #include "format/signing_message.h"
 #include "fs/copy_alignment.h"
+#include "keys/master_key.h"
 #include "policy/embedded_policy.h"
 
 namespace ctfs::fs {
@@ -128,6 +129,18 @@ Result<std::unique_ptr<EncryptedFile>> EncryptedFile::Open(std::unique_ptr<Rando
   auto alg = ParseAeadAlg(enc_key->alg);
   if (!alg.ok()) return alg.status().WithContext(path);
   f->alg_ = *alg;
+  if (enc_key->token != nullptr) {
+    // A token does one AEAD, and cannot stand in for a key of another algorithm.
+    auto header_alg = ParseAeadAlg(ck.enc.alg);
+    if (header_alg.ok() && *header_alg != f->alg_) {
+      return FailedPreconditionError(path + ": encrypted with " +
+                                     std::string(AeadAlgName(*header_alg)) +
+                                     ", but its key (" + KidText(ck.enc) + ") is " +
+                                     enc_key->token->Describe() + ", which does " +
+                                     std::string(AeadAlgName(f->alg_)) +
+                                     " (token keys support AES-GCM only)");
+    }
+  }
 
   // 2. Signature over the canonical header message.
   CTFS_RETURN_IF_ERROR(VerifySignature(path, f->header_, f->crypt_, *sign_key));
@@ -157,8 +170,11 @@ Result<std::unique_ptr<EncryptedFile>> EncryptedFile::Open(std::unique_ptr<Rando
                                   std::to_string(key_len));
     }
     SecretBytes dek(key_len);
-    Status st = crypto::AeadOpen(f->alg_, enc_key->k.span(), e->key_iv, e->wrapped_key, e->key_tag,
-                                 dek.mutable_span());
+    Status st = keys::UnwrapDataKey(*enc_key, f->alg_, e->key_iv, e->wrapped_key, e->key_tag,
+                                    dek.mutable_span());
+    if (!st.ok() && st.code() != StatusCode::kDataLoss) {
+      return st.WithContext(path + ": tensor \"" + t.name + "\": unwrapping its data key");
+    }
     if (!st.ok()) {
       return DataLossError(path + ": tensor \"" + t.name + "\": cannot unwrap its data key (" +
                            KidText(ck.enc) + "): wrong master key or tampered header");

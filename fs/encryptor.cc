@@ -19,6 +19,7 @@
 #include "fs/copy_alignment.h"
 #include "fs/encrypted_file.h"
 #include "fs/write_behind.h"
+#include "keys/master_key.h"
 
 namespace ctfs::fs {
 namespace {
@@ -52,7 +53,7 @@ Status RandomBaseIv(uint64_t num_chunks, Bytes& base_iv) {
 }
 
 // Fills every field of `tc` except the data tags, wrapping a fresh data key.
-Status NewTensorCrypto(AeadAlg alg, const SecretBytes& master, const format::TensorInfo& t,
+Status NewTensorCrypto(AeadAlg alg, const format::Jwk& master, const format::TensorInfo& t,
                        bool chunked, uint64_t chunk_size, format::TensorCrypto& tc,
                        SecretBytes& dek) {
   const size_t key_len = AeadKeyLen(alg);
@@ -63,7 +64,7 @@ Status NewTensorCrypto(AeadAlg alg, const SecretBytes& master, const format::Ten
   tc.wrapped_key.assign(key_len, 0);
   tc.key_tag.assign(kAeadTagLen, 0);
   CTFS_RETURN_IF_ERROR(
-      crypto::AeadSeal(alg, master.span(), tc.key_iv, dek.span(), tc.wrapped_key, tc.key_tag));
+      keys::WrapDataKey(master, alg, tc.key_iv, dek.span(), tc.wrapped_key, tc.key_tag));
   if (chunked) {
     uint64_t n = format::NumChunks(t.byte_len(), chunk_size);
     CTFS_RETURN_IF_ERROR(RandomBaseIv(n, tc.base_iv));
@@ -131,8 +132,8 @@ DataPlan PlanData(const format::SafetensorsHeader& plain, const std::vector<int>
 Status EncryptFile(const std::string& src, const std::string& dst, const format::Jwk& enc_key,
                    const format::Jwk& sign_key, const EncryptOptions& options,
                    const ProgressFn& progress) {
-  if (enc_key.kty != "oct" || enc_key.k.empty()) {
-    return InvalidArgumentError("encryption key must be a kty \"oct\" JWK with k");
+  if (!keys::IsMasterKey(enc_key)) {
+    return InvalidArgumentError("encryption key must be a kty \"oct\" JWK with k, or a token key");
   }
   if (sign_key.kty != "okp" || sign_key.d.empty()) {
     return InvalidArgumentError(
@@ -174,7 +175,7 @@ Status EncryptFile(const std::string& src, const std::string& dst, const format:
     }
     format::TensorCrypto tc;
     CTFS_RETURN_IF_ERROR(
-        NewTensorCrypto(alg, enc_key.k, t, chunked, options.chunk_size, tc, deks[i]));
+        NewTensorCrypto(alg, enc_key, t, chunked, options.chunk_size, tc, deks[i]));
     entries.push_back(std::move(tc));
     entry_of[i] = static_cast<int>(entries.size() - 1);
   }

@@ -11,6 +11,7 @@
 #include "keys/key_provider.h"
 #include "keys/key_resolver.h"
 #include "keys/passphrase.h"
+#include "keys/pkcs11_uri.h"
 
 namespace ctfs::keys {
 namespace {
@@ -105,14 +106,18 @@ std::unique_ptr<KeyProvider> MakeCredentialKeyProvider(std::string name) {
 Result<std::unique_ptr<KeyProvider>> MakeKeyProvider(const KeySourceSpec& spec) {
   const int kinds = static_cast<int>(!spec.file.empty()) +
                     static_cast<int>(!spec.credential.empty()) +
-                    static_cast<int>(!spec.exec.empty());
+                    static_cast<int>(!spec.exec.empty()) + static_cast<int>(!spec.pkcs11.empty());
   if (kinds != 1) {
-    return InvalidArgumentError("a key source needs exactly one of file, credential, exec");
+    return InvalidArgumentError("a key source needs exactly one of file, credential, exec, pkcs11");
   }
   if (!spec.passphrase_file.empty() && spec.file.empty()) {
     return InvalidArgumentError("passphrase_file goes with file only");
   }
   if (!spec.file.empty()) return MakeFileKeyProvider(spec.file, spec.passphrase_file);
+  if (!spec.pkcs11.empty()) {
+    CTFS_RETURN_IF_ERROR(ParsePkcs11Uri(spec.pkcs11).status());
+    return MakePkcs11KeyProvider(spec.pkcs11);
+  }
   if (!spec.credential.empty()) {
     CTFS_RETURN_IF_ERROR(CheckCredentialName(spec.credential));
     return MakeCredentialKeyProvider(spec.credential);

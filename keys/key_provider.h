@@ -9,7 +9,9 @@
 //                  LoadCredentialEncrypted=), holding a JWK / JWK Set;
 //   - exec:        a helper command (no shell) that prints a JWK / JWK Set on stdout,
 //                  optionally with "exp" (a Unix time), bounded in time and output
-//                  (keys/exec_key_provider.h).
+//                  (keys/exec_key_provider.h);
+//   - pkcs11:      a master key inside a PKCS#11 token, named by a URI (keys/pkcs11_token.h):
+//                  a JWK with no bytes, whose wrapping and unwrapping the token does.
 // Every error names the provider (Describe()) and the cause; key ids where known; never key
 // bytes. Every secret (file text, passphrase, helper output) is held in SecretBytes.
 // Thread safety: providers are immutable; Load() may be called from any thread.
@@ -55,12 +57,13 @@ class KeyProvider {
 };
 
 // One key source as configured (config `keys:` entry or CLI), before it is turned into a
-// provider. Exactly one of file / credential / exec is set.
+// provider. Exactly one of file / credential / exec / pkcs11 is set.
 struct KeySourceSpec {
   std::string file;               // JWK / JWK Set file or passphrase-protected envelope
   std::string passphrase_file;    // file: the passphrase (one trailing newline is stripped)
   std::string credential;         // systemd credential name (a plain file name)
   std::vector<std::string> exec;  // helper argv; exec[0] an absolute path
+  std::string pkcs11;             // PKCS#11 URI of a master key in a token (keys/pkcs11_uri.h)
   double timeout_s = 10;          // exec: wall-clock limit
 };
 
@@ -69,6 +72,8 @@ using LogLineFn = std::function<void(std::string_view line)>;
 
 std::unique_ptr<KeyProvider> MakeFileKeyProvider(std::string path, std::string passphrase_file);
 std::unique_ptr<KeyProvider> MakeCredentialKeyProvider(std::string name);
+// `uri` must parse (ParsePkcs11Uri); Load() opens the key in its token each time.
+std::unique_ptr<KeyProvider> MakePkcs11KeyProvider(std::string uri);
 // `log_line` defaults to writing "ctfs: exec helper PATH: LINE" to stderr.
 std::unique_ptr<KeyProvider> MakeExecKeyProvider(std::vector<std::string> argv, double timeout_s,
                                                  LogLineFn log_line = nullptr);

@@ -148,7 +148,7 @@ std::string KeyDigest(const std::vector<format::Jwk>& keys) {
   size_t len = 0;
   for (const format::Jwk& key : keys) {
     len += key.kty.size() + key.kid.value_or("").size() + key.k.size() + key.d.size() +
-           key.x.size() + 5 * 8;
+           key.x.size() + (key.token ? key.token->Describe().size() : 0) + 6 * 8;
   }
   SecretBytes buf(len);
   size_t at = 0;
@@ -168,6 +168,7 @@ std::string KeyDigest(const std::vector<format::Jwk>& keys) {
     put(key.k.span());
     put(key.d.span());
     put(ByteSpan(key.x.data(), key.x.size()));
+    put(str(key.token ? key.token->Describe() : std::string()));
   }
   return crypto::Sha256Hex(buf.span().first(at));
 }

@@ -8,6 +8,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libssl-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libyaml-cpp-dev
   libfuse3-dev fuse3 libsystemd-dev libgtest-dev libgmock-dev
+  libp11-kit-dev                # the PKCS#11 (Cryptoki) header; modules are dlopen()ed
+  softhsm2 opensc               # tests: a software token, and pkcs11-tool to inspect it
   systemd strace                # systemd-analyze (unit verify, security score, syscall groups);
                                 # strace (the daemon's syscalls against the unit's filter)
   python3 python3-venv python3-pip

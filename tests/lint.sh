@@ -5,6 +5,7 @@
 #   * third-party headers stay in their layer: <openssl/...> only in crypto/, <nlohmann/...>
 #     only in format/, libfuse (<fuse*.h>, <fuse3/...>) only in fs/fuse/, <yaml-cpp/...> only
 #     in config/; <systemd/...> (libsystemd's sd_notify) only in cmd/service_notify.cc;
+#     <p11-kit/...> (the Cryptoki header) only in keys/pkcs11_token.cc;
 #   * project headers point down only: base <- {crypto, format, config} <- {keys, policy} <- fs
 #     <- fs/fuse <- cmd (so e.g. no "fs/..." header below fs, no "cmd/..." header outside cmd).
 # Prints one line per violation ("FILE:LINE: ...") and exits 1 if there is any.
@@ -63,6 +64,7 @@ lint() {  # root -> prints violations, returns 1 if any
       fuse* | fuse3/*) [ "$flayer" = fs/fuse ] || { echo "$file:$lineno: <$target>: libfuse is included only in fs/fuse/"; bad=1; } ;;
       yaml-cpp/*) [ "$flayer" = config ] || { echo "$file:$lineno: <$target>: yaml-cpp is included only in config/"; bad=1; } ;;
       systemd/*) [ "$file" = cmd/service_notify.cc ] || { echo "$file:$lineno: <$target>: libsystemd is included only in cmd/service_notify.cc"; bad=1; } ;;
+      p11-kit/*) [ "$file" = keys/pkcs11_token.cc ] || { echo "$file:$lineno: <$target>: the PKCS#11 header is included only in keys/pkcs11_token.cc"; bad=1; } ;;
     esac
     layer_of "$target"
     if [ -n "$layer" ] && [[ " ${allowed[$flayer]} " != *" $layer "* ]]; then
@@ -98,6 +100,7 @@ self_test() {
     "format/lint_probe.cc|#include <yaml-cpp/yaml.h>|format/lint_probe.cc:2: <yaml-cpp/yaml.h>"
     "cmd/lint_probe.cc|#include <systemd/sd-daemon.h>|cmd/lint_probe.cc:2: <systemd/sd-daemon.h>"
     "fs/fuse/lint_probe.cc|#include <systemd/sd-daemon.h>|fs/fuse/lint_probe.cc:2: <systemd/sd-daemon.h>"
+    "keys/lint_probe.cc|#include <p11-kit/pkcs11.h>|keys/lint_probe.cc:2: <p11-kit/pkcs11.h>"
     "crypto/lint_probe.cc|#include \"fs/model_tree.h\"|crypto/lint_probe.cc:2: \"fs/model_tree.h\""
     "keys/lint_probe.h|#include \"fs/fuse/daemon.h\"|keys/lint_probe.h:2: \"fs/fuse/daemon.h\""
     "fs/lint_probe.cc|#include \"cmd/common.h\"|fs/lint_probe.cc:2: \"cmd/common.h\""

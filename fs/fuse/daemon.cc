@@ -34,8 +34,8 @@ namespace {
 std::atomic<int> g_signal_pipe_write{-1};
 static_assert(std::atomic<int>::is_always_lock_free);
 
-// WriteSignalByte: async-signal-safe; 't' revokes, 'k' revokes for a lost key lease, 'h'
-// reloads the policy.
+// WriteSignalByte: async-signal-safe; 't' revokes (a signal), 'r' revokes (RequestRevoke),
+// 'k' revokes for a lost key lease, 'h' reloads the policy.
 void WriteSignalByte(char c) {
   const int fd = g_signal_pipe_write.load();
   if (fd >= 0) {
@@ -294,6 +294,8 @@ class LeaseThread {
 
 }  // namespace
 
+void RequestRevoke() { WriteSignalByte('r'); }
+
 Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
                      const std::function<void(const Status&)>& ready) {
   std::string mount_opts =
@@ -367,12 +369,14 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
       if (n < 0 && errno == EINTR) continue;
       return;
     }
-    if (c != 't' && c != 'k') return;  // 'q': the loop ended by itself (unmounted)
+    if (c != 't' && c != 'k' && c != 'r') return;  // 'q': the loop ended by itself (unmounted)
     revoking.store(true);
     // No lease step may invalidate after the loop is gone (a page locked by an unanswered READ
     // would block it, and the unmount behind it): stop the lease thread while the loop runs.
     lease_thread.Stop();
-    const std::string why = c == 'k' ? "key lease lost (on_key_loss: unmount)" : "signal received";
+    const std::string why = c == 'k'   ? "key lease lost (on_key_loss: unmount)"
+                            : c == 'r' ? "revoke requested (ctfs revoke)"
+                                       : "signal received";
     if (options.on_event) options.on_event(DaemonEvent::kRevoking, why);
     spdlog::info("{}: revoking access", why);
     if (options.access != nullptr) options.access->Audit("revoke", why + ": revoking access");

@@ -67,6 +67,11 @@ struct DaemonOptions {
 Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
                      const std::function<void(const Status&)>& ready);
 
+// RequestRevoke asks the running MountAndServe to revoke and unmount, as SIGTERM does (for
+// `ctfs revoke` over the control socket). Async-signal-safe; does nothing when no mount runs.
+// Returns at once: the revocation happens on the daemon's revoker thread.
+void RequestRevoke();
+
 }  // namespace ctfs::fs
 
 #endif  // CTFS_FS_FUSE_DAEMON_H_

@@ -155,6 +155,35 @@ def test_status_refused_for_other_users(ctfs, keys, small_model, mounter, public
     assert status_json(ctfs, mnt)["pid"] == pid
 
 
+def test_revoke_goes_over_the_control_socket(ctfs, keys, small_model, mounter, public_dir):
+    """`ctfs revoke MNT` asks the daemon over its socket (the daemon logs why it revokes); another
+    user is refused there and the mount stays; a daemon whose socket is gone gets SIGTERM."""
+    mnt = public_dir / "mnt-revoke"
+    pid, log = mount_at(ctfs, keys, mounter, small_model.enc, mnt)
+    as_other = ["setpriv", f"--reuid={OTHER_UID}", f"--regid={OTHER_UID}", "--clear-groups",
+                str(ctfs.bin), "revoke", str(mnt)]
+    r = subprocess.run(as_other, capture_output=True, text=True, timeout=30)
+    assert r.returncode == EXIT_PERMISSION, (r.returncode, r.stdout, r.stderr)
+    assert M.alive(pid) and M.mounts_at(mnt), "another user's revoke ended the mount"
+    with open(mnt / "weights.safetensors", "rb") as f:
+        held = f.read(64)
+        r = ctfs.run("revoke", mnt, timeout=30)
+        assert r.rc == 0, r.describe()
+        assert "revoked and unmounted" in r.stdout, r.stdout
+        assert not M.alive(pid) and not M.mounts_at(mnt)
+    assert held == small_model.plain_bytes("weights.safetensors")[:64]
+    assert "revoke requested (ctfs revoke): revoking access" in log.read_text(), log_tail(log)
+
+    # No socket (removed behind the daemon's back): the signal does the same.
+    mnt2 = public_dir / "mnt-revoke-signal"
+    pid2, log2 = mount_at(ctfs, keys, mounter, small_model.enc, mnt2)
+    os.unlink(f"/run/ctfs/ctl/{pid2}.sock")
+    r = ctfs.run("revoke", mnt2, timeout=30)
+    assert r.rc == 0, r.describe()
+    assert not M.alive(pid2) and not M.mounts_at(mnt2)
+    assert "signal received: revoking access" in log2.read_text(), log_tail(log2)
+
+
 def test_status_of_a_non_mount_exits_5(ctfs, tmp_path):
     r = ctfs.run("status", tmp_path, timeout=30)
     assert r.rc == M.EXIT_NOT_FOUND, r.describe()
