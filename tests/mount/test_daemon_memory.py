@@ -322,6 +322,25 @@ def scan(regions, keys_index, plain_index=None):
     return found
 
 
+def check_live_daemon(pid, secrets, keys_index, plain_index):
+    """Scans the serving daemon after every tensor was read. Control: it holds its data keys
+    and some plaintext (cached chunks), so the reader and the searches do find them. And no
+    master key: the master keys are wiped (or, in a token, never held) once the data keys are
+    unwrapped, before serving."""
+    live, _ = dump_memory(pid)
+    live_found = scan(live, keys_index, plain_index)
+    del live
+    missing = [n for n in secrets.data_keys
+               if not any(k.startswith(f"data key of {n!r} ") for k in live_found)]
+    assert not missing, (f"control failed: data keys of {missing} not found in the live "
+                         f"daemon's memory (is the reader or the unwrap broken?)\n"
+                         f"found:\n{describe(live_found)}")
+    assert any(k.startswith("plaintext") for k in live_found), \
+        "control failed: no plaintext in the live daemon's memory after reading every byte"
+    master = {k: v for k, v in live_found.items() if k.startswith("master key")}
+    assert not master, "master key in the serving daemon:\n" + describe(master)
+
+
 def describe(found):
     return "\n".join(f"  {what}:\n" + "\n".join(f"    {p}" for p in places)
                      for what, places in found.items())
@@ -378,20 +397,7 @@ def test_no_secret_in_daemon_memory_at_exit(ctfs, keys, mounter, random_model, m
     try:
         read_through_mount(m.mnt, plain_dir, rel)
 
-        # Control: the live daemon holds its data keys and some plaintext (cached chunks),
-        # so the reader and the searches do find them.
-        live, _ = dump_memory(m.pid)
-        live_found = scan(live, keys_index, plain_index)
-        missing = [n for n in secrets.data_keys
-                   if not any(k.startswith(f"data key of {n!r} ") for k in live_found)]
-        assert not missing, (f"control failed: data keys of {missing} not found in the live "
-                             f"daemon's memory (is the reader or the unwrap broken?)\n"
-                             f"found:\n{describe(live_found)}")
-        assert any(k.startswith("plaintext") for k in live_found), \
-            "control failed: no plaintext in the live daemon's memory after reading every byte"
-        # The master keys are wiped once the data keys are unwrapped (before serving).
-        assert not [k for k in live_found if k.startswith("master key")], describe(live_found)
-        del live
+        check_live_daemon(m.pid, secrets, keys_index, plain_index)
 
         if stop == "umount":
             umount = subprocess.Popen([ctfs.bin, "umount", "--timeout", "120", m.mnt],

@@ -25,8 +25,10 @@ import pytest
 
 from . import mount_util as M
 from .conftest import EXTRA_MOUNT_ARGS, MOUNT_TIMEOUT, log_tail
-from .test_daemon_memory import (ExitTracer, Secrets, WordIndex, describe, dump_memory,
-                                 read_through_mount, scan)
+
+__all__ = ["random_model"]  # the fixture, shared with test_daemon_memory.py
+from .test_daemon_memory import (ExitTracer, Secrets, WordIndex, check_live_daemon, describe,
+                                 dump_memory, random_model, read_through_mount, scan)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import softhsm_util as H  # noqa: E402
@@ -105,23 +107,12 @@ def test_mount_with_token_key(ctfs, keys, small_model, mounter, hsm_with_key):
 
 
 @pytest.mark.timeout_s(180)
-def test_master_key_never_in_daemon_memory(ctfs, keys, mounter, hsm_with_key, tmp_path):
-    import numpy as np
-    from safetensors.numpy import save_file
-
-    from .test_daemon_memory import TENSORS
+def test_master_key_never_in_daemon_memory(ctfs, keys, mounter, hsm_with_key, random_model):
     hsm = hsm_with_key
-    # A model of random bytes (any 8 bytes of it unique in a dump).
-    plain, enc = tmp_path / "plain", tmp_path / "enc"
-    plain.mkdir()
-    rng = np.random.default_rng()
-    tensors = {n: rng.integers(0, 256, size, dtype=np.uint8) for n, size in TENSORS.items()}
-    save_file(tensors, str(plain / "model.safetensors"), metadata={"format": "pt"})
-    ctfs.ok("encrypt", plain, enc, "--key", keys.full, "--chunk-size", M.CHUNK, "-q")
-    rel = "model.safetensors"
+    plain, enc, rel, plaintexts = random_model  # random bytes, written with the same master key
     secrets = Secrets(keys, enc / rel)
     keys_index = WordIndex(secrets.named())
-    plain_index = WordIndex({f"plaintext of {n!r}": t.tobytes() for n, t in tensors.items()})
+    plain_index = WordIndex({f"plaintext of {n!r}": p for n, p in plaintexts.items()})
     pub = sign_only(keys, mounter.dir / "pub.jwk")
 
     uri = hsm.uri(master_kid(keys))
@@ -133,16 +124,7 @@ def test_master_key_never_in_daemon_memory(ctfs, keys, mounter, hsm_with_key, tm
     tracer = ExitTracer(m.pid)
     try:
         read_through_mount(m.mnt, plain, rel)
-        live, _ = dump_memory(m.pid)
-        live_found = scan(live, keys_index, plain_index)
-        del live
-        missing = [n for n in secrets.data_keys
-                   if not any(k.startswith(f"data key of {n!r} ") for k in live_found)]
-        assert not missing, f"control failed: data keys of {missing} not found\n" \
-                            f"{describe(live_found)}"
-        assert any(k.startswith("plaintext") for k in live_found), "control failed"
-        master_live = {k: v for k, v in live_found.items() if k.startswith("master key")}
-        assert not master_live, "master key in the serving daemon:\n" + describe(master_live)
+        check_live_daemon(m.pid, secrets, keys_index, plain_index)
 
         os.kill(m.pid, 15)
         assert tracer.wait_exit_stop(60), m.log_tail()
