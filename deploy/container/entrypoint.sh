@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
 # Entrypoint of the ctfs image: serve one mount in the foreground from a config file.
-#   CTFS_CONFIG  the mount's YAML config (default /etc/ctfs/ctfs.yaml): source, mountpoint, keys
-#                (e.g. the Tang helper), key_lease, policy, audit.
+#   CTFS_CONFIG      the mount's YAML config (default /etc/ctfs/ctfs.yaml): source, mountpoint,
+#                    keys (e.g. the Tang or KMIP helper), key_lease, policy, audit.
+#   CTFS_NODE_LABEL  (Kubernetes) a node label set to "ready" while the mount serves; see below.
 # A predecessor killed with SIGKILL leaves its FUSE mount behind ("Transport endpoint is not
 # connected"); it is detached first, so that a restart mounts again and consumers that bind
 # the mount's parent with rslave propagation read again. SIGTERM (docker/podman stop, a pod's
@@ -20,4 +21,32 @@ if [ -n "$mnt" ]; then
     mkdir -p "$mnt" 2>/dev/null || true
   fi
 fi
-exec ctfs mount --config "$config" --foreground "$@"
+if [ -z "${CTFS_NODE_LABEL:-}" ]; then
+  exec ctfs mount --config "$config" --foreground "$@"
+fi
+
+# On Kubernetes (deploy/kubernetes): label this node CTFS_NODE_LABEL=ready once reads through
+# the mount work, so that consumers schedule only there, and remove the label when the mount
+# ends. Needs NODE_NAME (the downward API) and a service account that may patch nodes.
+label() {  # label VALUE: "\"ready\"" or null
+  sa=/var/run/secrets/kubernetes.io/serviceaccount
+  curl -sS --fail --max-time 10 --cacert "$sa/ca.crt" \
+    -H "Authorization: Bearer $(cat "$sa/token")" \
+    -H 'Content-Type: application/merge-patch+json' -X PATCH \
+    -d "{\"metadata\":{\"labels\":{\"$CTFS_NODE_LABEL\":$1}}}" \
+    "https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/api/v1/nodes/$NODE_NAME" \
+    >/dev/null || echo "ctfs-entrypoint: could not set node label $CTFS_NODE_LABEL=$1" >&2
+}
+ctfs mount --config "$config" --foreground "$@" &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null' TERM INT
+until ctfs status "$mnt" >/dev/null 2>&1; do
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 1
+done
+kill -0 "$pid" 2>/dev/null && label '"ready"'
+rc=0
+wait "$pid" || rc=$?
+while kill -0 "$pid" 2>/dev/null; do wait "$pid" || rc=$?; done  # a trapped signal ends wait
+label null
+exit "$rc"

@@ -127,6 +127,26 @@ def test_check_config_example(ctfs, setup, tmp_path):
         assert f'rule "{rule}"' in out, out
 
 
+def test_check_config_kubernetes_configmap(ctfs, setup, tmp_path):
+    """The mount config shipped in deploy/kubernetes/configmap.yaml, with its host paths
+    replaced and the KMIP helper replaced by one that prints the reader keys, is valid."""
+    enc, mnt, key = setup
+    lines = (REPO / "deploy" / "kubernetes" / "configmap.yaml").read_text().splitlines()
+    start = lines.index("  ctfs.yaml: |") + 1
+    text = "\n".join(line[4:] for line in lines[start:]) + "\n"
+    helper = tmp_path / "helper.sh"
+    helper.write_text(f"#!/bin/sh\ncat '{key}'\n")
+    helper.chmod(0o700)
+    for a, b in [("/srv/models-enc/llama", str(enc)), ("/run/ctfs/models/llama", str(mnt)),
+                 ("/usr/libexec/ctfs/ctfs-kmip-helper", str(helper)),
+                 ("/var/log/ctfs", str(tmp_path))]:
+        assert a in text, a
+        text = text.replace(a, b)
+    cfg = write_cfg(tmp_path, text, "k8s.yaml")
+    out = ctfs("check-config", cfg, check=0).stdout
+    assert 'rule "vllm"' in out and "anything else: denied." in out, out
+
+
 # (name, config text after the base keys, line, column, text in the error)
 BAD = [
     ("yaml-syntax", "log: {level: info\n", 5, 1, "YAML syntax error"),
