@@ -11,7 +11,7 @@ PACKAGES=(
   libp11-kit-dev                # the PKCS#11 (Cryptoki) header; modules are dlopen()ed
   softhsm2 opensc               # tests: a software token, and pkcs11-tool to inspect it
   podman mmdebstrap runc conmon containernetworking-plugins iptables uidmap catatonit
-  fuse-overlayfs clevis         # the image (scripts/build-image.sh) and tests/containers
+  fuse-overlayfs clevis openssl # the image (scripts/build-image.sh) and tests/containers
   systemd strace                # systemd-analyze (unit verify, security score, syscall groups);
                                 # strace (the daemon's syscalls against the unit's filter)
   python3 python3-venv python3-pip
