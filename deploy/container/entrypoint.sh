@@ -45,8 +45,10 @@ until ctfs status "$mnt" >/dev/null 2>&1; do
   sleep 1
 done
 kill -0 "$pid" 2>/dev/null && label '"ready"'
-rc=0
-wait "$pid" || rc=$?
-while kill -0 "$pid" 2>/dev/null; do wait "$pid" || rc=$?; done  # a trapped signal ends wait
+while :; do  # a trapped signal ends `wait` early: wait again until ctfs has exited
+  rc=0
+  wait "$pid" || rc=$?
+  kill -0 "$pid" 2>/dev/null || break
+done
 label null
 exit "$rc"
