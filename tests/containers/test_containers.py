@@ -142,7 +142,8 @@ class Scene:
                     return r.status == 200
             except OSError:
                 return False
-        assert self.wait(answers, 20, 0.2), "the Tang server did not answer:\n" + self.logs("broker")
+        assert self.wait(answers, 20, 0.2), \
+            "the Tang server did not answer:\n" + self.logs("broker")
         # The reader key set, sealed to the Tang server: the only copy the producer gets.
         jwe = self.root / "conf" / "reader.jwe"
         with open(self.root / "r.jwk", "rb") as src, open(jwe, "wb") as out:
@@ -364,3 +365,81 @@ def test_withdrawing_the_key_at_the_broker_denies(scene):
         assert scene.wait(lambda: scene.consumer_sums()[0] == scene.want, 30), \
             "reads were not restored after the broker came back:\n" + scene.logs()
         assert "restored" in scene.logs()
+
+
+class FakeApiServer:
+    """An HTTPS server on 127.0.0.1 that records the node PATCHes the entrypoint sends (the
+    Kubernetes API as far as node labelling goes), with its CA and a service account token in
+    the layout a pod gets."""
+
+    def __init__(self, root: Path, scene: Scene):
+        import http.server
+        import ssl
+        import threading
+        certs = scene.make_certs()
+        self.sa = root / "serviceaccount"
+        self.sa.mkdir()
+        shutil.copy(certs / "ca.crt", self.sa / "ca.crt")
+        (self.sa / "token").write_text("test-token")
+        self.patches = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_PATCH(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.patches.append((self.path, self.headers.get("Authorization"),
+                                      self.headers.get("Content-Type"), json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(certs / "server.crt", certs / "server.key")
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def test_entrypoint_labels_its_node_while_serving(podman, tmp_path):
+    """CTFS_NODE_LABEL (deploy/kubernetes): the node is labelled "ready" once reads work, with
+    the pod's service account token, and the label is removed when the mount ends."""
+    s = Scene(tmp_path)
+    api = FakeApiServer(tmp_path, s)
+    try:
+        shutil.copy(s.root / "r.jwk", s.root / "conf" / "r.jwk")
+        (s.root / "conf" / "r.jwk").chmod(0o600)
+        s.write_config("x")
+        cfg = s.root / "conf" / "ctfs.yaml"
+        cfg.write_text(cfg.read_text()
+                       .replace("keys: [{exec: x}]", "keys: [{file: /etc/ctfs/r.jwk}]")
+                       .replace("key_lease: {grace_s: 2, on_key_loss: deny}\n", ""))
+        s.start("producer", "--network", "host", "--device", "/dev/fuse", "--cap-add",
+                "SYS_ADMIN", "--mount",
+                f"type=bind,src={s.shared},dst=/mnt/models,bind-propagation=rshared",
+                "-v", f"{s.root / 'enc'}:/srv/enc:ro", "-v", f"{s.root / 'conf'}:/etc/ctfs:ro",
+                "-v", f"{api.sa}:/var/run/secrets/kubernetes.io/serviceaccount:ro",
+                "-e", "CTFS_NODE_LABEL=ctfs.io/llama", "-e", "NODE_NAME=node-7",
+                "-e", "KUBERNETES_SERVICE_HOST=127.0.0.1",
+                "-e", f"KUBERNETES_SERVICE_PORT={api.port}", IMAGE)
+        assert s.wait(lambda: len(api.patches) >= 1, 30), "no label set:\n" + s.logs()
+        assert sha(s.shared / "llama" / "model.safetensors") == s.want["model.safetensors"]
+        path, auth, ctype, body = api.patches[0]
+        assert path == "/api/v1/nodes/node-7" and auth == "Bearer test-token", api.patches
+        assert ctype == "application/merge-patch+json", ctype
+        assert body == {"metadata": {"labels": {"ctfs.io/llama": "ready"}}}, body
+        run("podman", "stop", "-t", "20", s.name("producer"))
+        assert s.wait(lambda: len(api.patches) >= 2, 10), "label not removed:\n" + s.logs()
+        assert api.patches[1][3] == {"metadata": {"labels": {"ctfs.io/llama": None}}}
+        code = run("podman", "inspect", s.name("producer"), "--format", "{{.State.ExitCode}}")
+        assert code.stdout.strip() == "0", s.logs()
+        assert not (s.shared / "llama").is_mount()
+    finally:
+        api.close()
+        s.close()
