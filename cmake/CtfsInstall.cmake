@@ -3,6 +3,7 @@
 #   P/bin/ctfs                                   the binary (mode 0755)
 #   P/lib/systemd/system/ctfs@.service           the unit, its paths rewritten for P
 #                                                (CTFS_SYSTEMD_UNIT_DIR overrides the folder)
+#   P/libexec/ctfs/ctfs-{tang,kmip}-helper       the key helpers for exec key sources (mode 0755)
 #   P/share/doc/ctfs/                            README.md, systemd/README.md (the unit's
 #                                                Documentation=), examples/ctfs.yaml (the
 #                                                commented config) and the drop-in for an
@@ -17,6 +18,8 @@ set(CTFS_SYSTEMD_UNIT_DIR "" CACHE PATH
 set(CTFS_CONFIG_DIR "/etc/ctfs" CACHE PATH "The folder the unit reads instance configs and keys from")
 
 install(TARGETS ctfs RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(PROGRAMS deploy/helpers/ctfs-tang-helper deploy/helpers/ctfs-kmip-helper
+        DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/ctfs)
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES systemd/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR}/systemd)
 install(FILES config/example.yaml DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples RENAME ctfs.yaml)

@@ -15,13 +15,13 @@
 #   --work DIR         corpora, artifacts and logs (default ${TMPDIR:-/tmp}/ctfs-fuzz); corpora
 #                      are kept there and grow from run to run
 #   TARGET...          some of: base64 strict_json jwk safetensors_header crypt_metadata
-#                      plain_view open_file config glob embedded_policy (default: all)
+#                      plain_view open_file config glob embedded_policy pkcs11_uri (default: all)
 # Reproduce a finding: build-fuzz/tests/fuzz/<target>_fuzzer WORK/artifacts/<target>/crash-...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ALL_TARGETS=(open_file crypt_metadata safetensors_header plain_view jwk strict_json base64 config
-             glob embedded_policy)
+             glob embedded_policy pkcs11_uri)
 seconds=${CTFS_FUZZ_SECONDS:-45}
 total_seconds=""
 jobs=${CTFS_FUZZ_JOBS:-1}
@@ -85,6 +85,7 @@ run_target() {
     open_file|plain_view|safetensors_header|crypt_metadata|config) args+=(-max_len=8192) ;;
     glob) args+=(-max_len=330) ;;  # the fuzzer caps pattern (64) and text (256) anyway
     embedded_policy) args+=(-max_len=2048) ;;
+    pkcs11_uri) args+=(-max_len=1024) ;;
   esac
   mkdir -p "$work/corpus/$t" "$work/artifacts/$t"
   local rc=0

@@ -49,6 +49,8 @@ def test_cmake_install_puts_everything_where_the_unit_expects_it(ctfs_bin, tmp_p
              for p in root.rglob("*") if p.is_file()}
     assert modes == {
         "usr/local/bin/ctfs": 0o755,
+        "usr/local/libexec/ctfs/ctfs-tang-helper": 0o755,
+        "usr/local/libexec/ctfs/ctfs-kmip-helper": 0o755,
         "usr/local/lib/systemd/system/ctfs@.service": 0o644,
         "usr/local/share/doc/ctfs/README.md": 0o644,
         "usr/local/share/doc/ctfs/systemd/README.md": 0o644,

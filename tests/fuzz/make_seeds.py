@@ -45,7 +45,7 @@ def main() -> int:
     hand = pathlib.Path(__file__).resolve().parent / "seeds"
     seeds: dict[str, list[bytes]] = {t: [] for t in (
         "base64", "strict_json", "jwk", "safetensors_header", "crypt_metadata", "plain_view",
-        "open_file", "config", "glob", "embedded_policy")}
+        "open_file", "config", "glob", "embedded_policy", "pkcs11_uri")}
 
     encrypted = [(testdata / "encrypted" / f"{f}.safetensors").read_bytes() for f in FIXTURES]
     plain = sorted((testdata / "encrypted").glob("*.plain.safetensors")) + sorted(
@@ -82,7 +82,7 @@ def main() -> int:
     seeds["config"].append(example.encode())
     for path, pattern, text in GLOB_CASES:
         seeds["glob"].append(bytes([path]) + pattern.encode() + b"\0" + text.encode())
-    for target in ("jwk", "strict_json", "base64", "config", "embedded_policy"):
+    for target in ("jwk", "strict_json", "base64", "config", "embedded_policy", "pkcs11_uri"):
         seeds[target] += [p.read_bytes() for p in sorted((hand / target).glob("*"))]
 
     for target, items in seeds.items():
