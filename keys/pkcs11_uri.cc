@@ -47,9 +47,13 @@ Status Split(std::string_view part, char sep, std::string_view where, Fn fn) {
     part = end == std::string_view::npos ? std::string_view() : part.substr(end + 1);
     if (item.empty()) continue;
     const size_t eq = item.find('=');
-    if (eq == std::string_view::npos || eq == 0) {
+    if (eq == std::string_view::npos) {
       return InvalidArgumentError("PKCS#11 URI: " + std::string(where) + " attribute \"" +
                                   std::string(item.substr(0, 64)) + "\" is not name=value");
+    }
+    if (eq == 0) {  // its text is not echoed: after the '=' could be anything, a PIN too
+      return InvalidArgumentError("PKCS#11 URI: a " + std::string(where) +
+                                  " attribute has an empty name (\"=...\")");
     }
     CTFS_RETURN_IF_ERROR(fn(item.substr(0, eq), item.substr(eq + 1)));
   }
@@ -91,7 +95,8 @@ std::string Pkcs11Uri::Describe() const {
   if (object) out += ";object=" + Encode(*object);
   if (id) out += ";id=" + Encode(AsStringView(*id));
   out += "?module-path=" + Encode(module_path);
-  if (pin_file) out += "&pin-source=file:" + Encode(*pin_file);
+  // file:// + an absolute path: also right for a path that starts with "//".
+  if (pin_file) out += "&pin-source=file://" + Encode(*pin_file);
   return out;
 }
 
@@ -118,15 +123,19 @@ Result<Pkcs11Uri> ParsePkcs11Uri(std::string_view uri) {
   Pkcs11Uri out;
   std::optional<std::string> token, type, id, module, pin_source;
   CTFS_RETURN_IF_ERROR(Split(path, ';', "path", [&](std::string_view name, std::string_view raw) {
+    std::optional<std::string>* slot = name == "token"    ? &token
+                                       : name == "serial" ? &out.serial
+                                       : name == "object" ? &out.object
+                                       : name == "id"     ? &id
+                                       : name == "type"   ? &type
+                                                          : nullptr;
+    if (slot == nullptr) {  // refused before its value is even decoded
+      return InvalidArgumentError("PKCS#11 URI: unsupported path attribute \"" +
+                                  std::string(name.substr(0, 64)) +
+                                  "\" (ctfs knows token, serial, object, id, type)");
+    }
     CTFS_ASSIGN_OR_RETURN(std::string v, Decode(name, raw));
-    if (name == "token") return SetOnce(name, std::move(v), token);
-    if (name == "serial") return SetOnce(name, std::move(v), out.serial);
-    if (name == "object") return SetOnce(name, std::move(v), out.object);
-    if (name == "id") return SetOnce(name, std::move(v), id);
-    if (name == "type") return SetOnce(name, std::move(v), type);
-    return InvalidArgumentError("PKCS#11 URI: unsupported path attribute \"" +
-                                std::string(name.substr(0, 64)) +
-                                "\" (ctfs knows token, serial, object, id, type)");
+    return SetOnce(name, std::move(v), *slot);
   }));
   CTFS_RETURN_IF_ERROR(Split(query, '&', "query", [&](std::string_view name, std::string_view raw) {
     if (name == "pin-value") {
@@ -135,12 +144,16 @@ Result<Pkcs11Uri> ParsePkcs11Uri(std::string_view uri) {
           "process listings); put the PIN in a file only root can read and name it with "
           "pin-source=file:/path");
     }
+    std::optional<std::string>* slot = name == "module-path"  ? &module
+                                       : name == "pin-source" ? &pin_source
+                                                              : nullptr;
+    if (slot == nullptr) {
+      return InvalidArgumentError("PKCS#11 URI: unsupported query attribute \"" +
+                                  std::string(name.substr(0, 64)) +
+                                  "\" (ctfs knows module-path, pin-source)");
+    }
     CTFS_ASSIGN_OR_RETURN(std::string v, Decode(name, raw));
-    if (name == "module-path") return SetOnce(name, std::move(v), module);
-    if (name == "pin-source") return SetOnce(name, std::move(v), pin_source);
-    return InvalidArgumentError("PKCS#11 URI: unsupported query attribute \"" +
-                                std::string(name.substr(0, 64)) +
-                                "\" (ctfs knows module-path, pin-source)");
+    return SetOnce(name, std::move(v), *slot);
   }));
   if (!token || token->empty()) {
     return InvalidArgumentError("PKCS#11 URI: token=LABEL is required");

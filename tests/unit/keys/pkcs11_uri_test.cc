@@ -28,7 +28,7 @@ TEST(Pkcs11UriTest, ParsesTheUsualForm) {
   EXPECT_EQ(u->pin_file, "/etc/ctfs/hsm.pin");
   EXPECT_EQ(u->Describe(),
             "pkcs11:token=ctfs;object=llama-kek?module-path=/usr/lib/softhsm/libsofthsm2.so"
-            "&pin-source=file:/etc/ctfs/hsm.pin");
+            "&pin-source=file:///etc/ctfs/hsm.pin");
 }
 
 TEST(Pkcs11UriTest, PercentDecodingIdSerialAndTypeAndSchemeCase) {
@@ -47,6 +47,10 @@ TEST(Pkcs11UriTest, PercentDecodingIdSerialAndTypeAndSchemeCase) {
   EXPECT_EQ(ParsePkcs11Uri(Uri("token=t;object=k", std::string(kModule) + "&pin-source=/p"))
                 ->pin_file,
             "/p");
+  // A path that starts with "//" survives Describe() (file:// + the path).
+  auto odd = ParsePkcs11Uri(Uri("token=t;object=k", std::string(kModule) + "&pin-source=//p"));
+  ASSERT_TRUE(odd.ok()) << odd.status().message();
+  EXPECT_EQ(ParsePkcs11Uri(odd->Describe())->pin_file, "//p");
   EXPECT_FALSE(ParsePkcs11Uri(Uri("token=t;object=k"))->pin_file.has_value());
 }
 
