@@ -4,8 +4,8 @@
 # GoogleTest units (normal, AddressSanitizer+UBSan and ThreadSanitizer builds), the CLI tests,
 # the Python interop tests against the real `cryptotensors` and `safetensors` packages, the
 # real-mount tests (among them a revocation stress run of the ThreadSanitizer-built daemon and a
-# fault matrix), and the libFuzzer targets for a bounded time, after a lint of the include rules
-# (tests/lint.sh).
+# fault matrix), the container tests (the image with podman, Tang and KMIP key brokers), and the
+# libFuzzer targets for a bounded time, after a lint of the include rules (tests/lint.sh).
 # Exits non-zero if anything fails. Usage: tests/run_all.sh   (as root, or with sudo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
