@@ -74,23 +74,15 @@ Result<std::optional<SecretBytes>> KeygenPassphrase(const KeygenArgs& args) {
   return std::optional<SecretBytes>(std::move(p));
 }
 
-format::Jwk NewSigningKey(const KeygenArgs& args, const std::string& suffix, Status* st) {
+// NewSigningKey: a fresh Ed25519 key pair, kid from --sign-kid or "ctfs-sign-SUFFIX".
+Result<format::Jwk> NewSigningKey(const KeygenArgs& args, const std::string& suffix) {
   format::Jwk sign;
   sign.kty = "okp";
   sign.alg = "ed25519";
   sign.kid = args.sign_kid.empty() ? "ctfs-sign-" + suffix : args.sign_kid;
-  Result<SecretBytes> d = crypto::RandomSecret(crypto::kEd25519SeedLen);
-  if (!d.ok()) {
-    *st = d.status();
-    return sign;
-  }
-  sign.d = std::move(*d);
-  auto x = crypto::Ed25519PublicKeyFromSeed(sign.d);
-  if (!x.ok()) {
-    *st = x.status();
-    return sign;
-  }
-  sign.x.assign(x->begin(), x->end());
+  CTFS_ASSIGN_OR_RETURN(sign.d, crypto::RandomSecret(crypto::kEd25519SeedLen));
+  CTFS_ASSIGN_OR_RETURN(auto x, crypto::Ed25519PublicKeyFromSeed(sign.d));
+  sign.x.assign(x.begin(), x.end());
   return sign;
 }
 
@@ -146,9 +138,7 @@ Status KeygenInToken(const KeygenArgs& args, AeadAlg alg, const SecretBytes* pas
               imported ? "imported" : "created", std::string(AeadAlgName(alg)).c_str(),
               made.label.c_str(), uri.token.c_str());
 
-  Status st = Status::Ok();
-  format::Jwk sign = NewSigningKey(args, RandomHex(4), &st);
-  CTFS_RETURN_IF_ERROR(st);
+  CTFS_ASSIGN_OR_RETURN(format::Jwk sign, NewSigningKey(args, RandomHex(4)));
   CTFS_RETURN_IF_ERROR(WriteKeyFile(args.out, {&sign}, /*include_private=*/true, args.force, pass));
   std::printf("wrote %s (signing key %s, ed25519%s; the master key stays in the token)\n",
               args.out.c_str(), sign.kid->c_str(), pass != nullptr ? "; passphrase-protected" : "");
@@ -172,9 +162,7 @@ Status Keygen(const KeygenArgs& args) {
   enc.alg = std::string(AeadAlgName(alg));
   enc.kid = args.enc_kid.empty() ? "ctfs-enc-" + suffix : args.enc_kid;
   CTFS_ASSIGN_OR_RETURN(enc.k, crypto::RandomSecret(AeadKeyLen(alg)));
-  Status st = Status::Ok();
-  format::Jwk sign = NewSigningKey(args, suffix, &st);
-  CTFS_RETURN_IF_ERROR(st);
+  CTFS_ASSIGN_OR_RETURN(format::Jwk sign, NewSigningKey(args, suffix));
 
   CTFS_RETURN_IF_ERROR(
       WriteKeyFile(args.out, {&enc, &sign}, /*include_private=*/true, args.force, pass));
