@@ -95,6 +95,16 @@ void PrintSummary(const format::MountStatus& s) {
   }
 }
 
+// NotReadyReason: why a live daemon does not serve reads, or "" if it does. A revoked mount
+// denies everything; a lost key lease denies the files of that key (README "Key leases").
+std::string NotReadyReason(const format::MountStatus& s) {
+  if (s.revoked) return "revoked";
+  for (const format::KeyLeaseStatus& k : s.keys) {
+    if (k.state == "lost") return "key lease lost: " + k.kid + " from " + k.provider;
+  }
+  return "";
+}
+
 }  // namespace
 
 CLI::App* AddStatus(CLI::App& app, StatusArgs& args) {
@@ -103,6 +113,9 @@ CLI::App* AddStatus(CLI::App& app, StatusArgs& args) {
                 "decrypted, cache, policy, uptime (root or the user who mounted)");
   c->add_option("MNT", args.mountpoint, "Mountpoint of a ctfs mount")->required();
   c->add_flag("--json", args.json, "Print the daemon's JSON document (README \"ctfs status\")");
+  c->add_flag("--ready", args.ready,
+              "Readiness probe: print one line and exit 0 only while the mount serves reads "
+              "(daemon live, not revoked, no key lease lost); exit 1 otherwise");
   return c;
 }
 
@@ -135,6 +148,15 @@ int RunStatus(const StatusArgs& args) {
     return Fail(InternalError(args.mountpoint + ": the control socket answered for pid " +
                               std::to_string(doc->pid) + ", not the mount's daemon " +
                               std::to_string(pid)));
+  }
+  if (args.ready) {
+    const std::string why = NotReadyReason(*doc);
+    if (!why.empty()) {
+      std::fprintf(stderr, "ctfs: %s: not ready: %s\n", args.mountpoint.c_str(), why.c_str());
+      return kExitError;
+    }
+    std::printf("%s: ready, %zu files served\n", args.mountpoint.c_str(), doc->files.size());
+    return kExitOk;
   }
   if (args.json) {
     std::fputs(answer->c_str(), stdout);

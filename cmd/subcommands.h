@@ -135,6 +135,7 @@ int RunUmount(const UmountArgs& args);
 struct StatusArgs {
   std::string mountpoint;
   bool json = false;
+  bool ready = false;  // readiness probe: exit 0 only while the mount serves reads
 };
 CLI::App* AddStatus(CLI::App& app, StatusArgs& args);
 int RunStatus(const StatusArgs& args);

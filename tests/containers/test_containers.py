@@ -407,39 +407,61 @@ class FakeApiServer:
         self.httpd.shutdown()
 
 
+LABEL_HELPER = """import json, os, sys, time
+# The key as a 3 s lease while /etc/ctfs/withdraw does not exist; "withdrawn" (77) after.
+if os.path.exists("/etc/ctfs/withdraw"):
+    sys.exit(77)
+doc = json.load(open("/etc/ctfs/r.jwk"))
+doc["exp"] = int(time.time()) + 3
+print(json.dumps(doc))
+"""
+
+
 def test_entrypoint_labels_its_node_while_serving(podman, tmp_path):
-    """CTFS_NODE_LABEL (deploy/kubernetes): the node is labelled "ready" once reads work, with
-    the pod's service account token, and the label is removed when the mount ends."""
+    """CTFS_NODE_LABEL (deploy/kubernetes): the node label is cleared first (a predecessor may
+    have left it), set to "ready" once reads work, with the pod's service account token,
+    removed when reads stop working (the key withdrawn) while the container still runs, and
+    never set again after the mount ends."""
     s = Scene(tmp_path)
     api = FakeApiServer(tmp_path, s)
     try:
         shutil.copy(s.root / "r.jwk", s.root / "conf" / "r.jwk")
         (s.root / "conf" / "r.jwk").chmod(0o600)
-        s.write_config("x")
-        cfg = s.root / "conf" / "ctfs.yaml"
-        cfg.write_text(cfg.read_text()
-                       .replace("keys: [{exec: x}]", "keys: [{file: /etc/ctfs/r.jwk}]")
-                       .replace("key_lease: {grace_s: 2, on_key_loss: deny}\n", ""))
+        (s.root / "conf" / "helper.py").write_text(LABEL_HELPER)
+        s.write_config("[/usr/bin/python3, /etc/ctfs/helper.py]")
         s.start("producer", "--network", "host", "--device", "/dev/fuse", "--cap-add",
                 "SYS_ADMIN", "--mount",
                 f"type=bind,src={s.shared},dst=/mnt/models,bind-propagation=rshared",
                 "-v", f"{s.root / 'enc'}:/srv/enc:ro", "-v", f"{s.root / 'conf'}:/etc/ctfs:ro",
                 "-v", f"{api.sa}:/var/run/secrets/kubernetes.io/serviceaccount:ro",
                 "-e", "CTFS_NODE_LABEL=ctfs.io/llama", "-e", "NODE_NAME=node-7",
-                "-e", "KUBERNETES_SERVICE_HOST=127.0.0.1",
+                "-e", "CTFS_LABEL_CHECK_S=0.5", "-e", "KUBERNETES_SERVICE_HOST=127.0.0.1",
                 "-e", f"KUBERNETES_SERVICE_PORT={api.port}", IMAGE)
-        assert s.wait(lambda: len(api.patches) >= 1, 30), "no label set:\n" + s.logs()
+        ready = {"metadata": {"labels": {"ctfs.io/llama": "ready"}}}
+        unset = {"metadata": {"labels": {"ctfs.io/llama": None}}}
+        assert s.wait(lambda: any(p[3] == ready for p in api.patches), 30), \
+            f"no label set: {api.patches}\n" + s.logs()
         assert sha(s.shared / "llama" / "model.safetensors") == s.want["model.safetensors"]
-        path, auth, ctype, body = api.patches[0]
+        path, auth, ctype, _ = api.patches[0]
         assert path == "/api/v1/nodes/node-7" and auth == "Bearer test-token", api.patches
         assert ctype == "application/merge-patch+json", ctype
-        assert body == {"metadata": {"labels": {"ctfs.io/llama": "ready"}}}, body
+        # Every PATCH is a change: cleared before the mount served, then ready.
+        assert [p[3] for p in api.patches] == [unset, ready], api.patches
+        # The key is withdrawn at the "broker": reads stop, the label goes, the pod stays.
+        (s.root / "conf" / "withdraw").write_text("")
+        assert s.wait(lambda: len(api.patches) >= 3, 15), \
+            f"label kept after the key was withdrawn: {api.patches}\n" + s.logs()
+        assert api.patches[2][3] == unset, api.patches
+        assert s.exec("producer", "true").returncode == 0, "the container stopped"
+        assert s.exec("producer", "ctfs", "status", "--ready",
+                      "/mnt/models/llama").returncode == 1
+        with pytest.raises(OSError):
+            sha(s.shared / "llama" / "model.safetensors")
         run("podman", "stop", "-t", "20", s.name("producer"))
-        assert s.wait(lambda: len(api.patches) >= 2, 10), "label not removed:\n" + s.logs()
-        assert api.patches[1][3] == {"metadata": {"labels": {"ctfs.io/llama": None}}}
         code = run("podman", "inspect", s.name("producer"), "--format", "{{.State.ExitCode}}")
         assert code.stdout.strip() == "0", s.logs()
         assert not (s.shared / "llama").is_mount()
+        assert len(api.patches) == 3, api.patches
     finally:
         api.close()
         s.close()

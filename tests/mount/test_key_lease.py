@@ -113,6 +113,11 @@ class Lease:
         assert r.rc == 0, r.describe()
         return json.loads(r.stdout)
 
+    def ready(self):
+        """`ctfs status --ready` (the Kubernetes readiness probe): (exit status, output)."""
+        r = self.mounter.ctfs.run("status", "--ready", self.mount.mnt, timeout=30)
+        return r.rc, r.stdout + r.stderr
+
     def diag(self):
         return f"audit: {self.audited()}\n{self.mount.log_tail()}"
 
@@ -195,16 +200,21 @@ def test_withdrawn_key_is_lost_at_once(mounter, small_model, keys, tmp_path):
         # A grace period far longer than the test: only the withdrawn answer can revoke in time.
         lease = Lease(mounter, small_model, keys, tmp_path, grace_s=600, env=listener.env())
         assert lease.path.read_bytes() == lease.want()
+        rc, out = lease.ready()
+        assert rc == 0 and out.startswith(f"{lease.mount.mnt}: ready, "), out
         lease.set_flag("withdraw", True)
         assert M.wait_until(lease.open_denied, LIFE_S + 5), \
             f"a withdrawn key still serves\n{lease.diag()}"
         lost = lease.audited(event="key_lease_lost")
         assert lost and "withdrawn" in lost[0]["reason"], lease.diag()
         assert wait_for_status(listener, "key lease lost", 10), listener.messages
+        rc, out = lease.ready()
+        assert rc == 1 and "not ready: key lease lost" in out, out
         lease.set_flag("withdraw", False)
         assert M.wait_until(lease.reads_again, 10), \
             f"the key came back but reads did not\n{lease.diag()}"
         assert lease.audited(event="key_lease_restored"), lease.diag()
+        assert lease.ready()[0] == 0, lease.ready()
         assert wait_for_status(listener, "key lease restored", 10), listener.messages
     finally:
         listener.close()

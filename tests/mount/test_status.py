@@ -190,6 +190,8 @@ def test_status_of_a_non_mount_exits_5(ctfs, tmp_path):
     assert "not a ctfs mount" in r.stderr, r.stderr
     r = ctfs.run("status", "--json", tmp_path / "missing", timeout=30)
     assert r.rc == M.EXIT_NOT_FOUND and r.stdout == "", r.describe()
+    r = ctfs.run("status", "--ready", tmp_path, timeout=30)  # a probe of no mount fails
+    assert r.rc == M.EXIT_NOT_FOUND and r.stdout == "", r.describe()
 
 
 def prom_samples(text):
