@@ -128,8 +128,8 @@ podman image exists "localhost/$prefix-node-base:$node_key" ||
     "$node_tar" "localhost/$prefix-node-base:$node_key" >/dev/null
 # Kubernetes needs a pause image for pod sandboxes; podman's own (catatonit) serves.
 podman pod create --name "$prefix-pausegen" >/dev/null && podman pod rm -f "$prefix-pausegen" >/dev/null
-pause=$(podman images --format '{{.Repository}}:{{.Tag}}' | grep -m1 '^localhost/podman-pause:') ||
-  die "podman made no pause image"
+pause=$(podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/podman-pause:' | sed -n 1p)
+[ -n "$pause" ] || die "podman made no pause image"
 podman tag "$pause" localhost/pause:ctfs
 podman save --format docker-archive -o "$work/images/pause.tar" localhost/pause:ctfs >/dev/null
 
@@ -236,6 +236,7 @@ log "control plane: etcd, kube-apiserver $k8s_version on $host_ip:$api_port, con
 etcd --name "$prefix" --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
   --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$((etcd_port + 1))" \
   >"$work/logs/etcd.log" 2>&1 &
+disown  # stopped by teardown; no job-control notice when it is killed
 "$kbin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" --secure-port "$api_port" \
   --bind-address 0.0.0.0 --advertise-address "$host_ip" \
   --tls-cert-file "$work/pki/apiserver.crt" --tls-private-key-file "$work/pki/apiserver.key" \
@@ -246,6 +247,7 @@ etcd --name "$prefix" --data-dir "$work/etcd" --listen-client-urls "http://127.0
   --allow-privileged=true --kubelet-preferred-address-types InternalIP \
   >"$work/logs/kube-apiserver.log" 2>&1 &
 api_pid=$!
+disown
 for _ in $(seq 120); do
   kc get --raw /readyz >/dev/null 2>&1 && break
   kill -0 "$api_pid" 2>/dev/null || break
@@ -256,8 +258,10 @@ kc get --raw /readyz >/dev/null 2>&1 || { tail -20 "$work/logs/kube-apiserver.lo
   --service-account-private-key-file "$work/pki/sa.key" --root-ca-file "$work/pki/cluster-ca.crt" \
   --use-service-account-credentials=true --bind-address 127.0.0.1 \
   >"$work/logs/kube-controller-manager.log" 2>&1 &
+disown  # stopped by teardown; no job-control notice when it is killed
 "$kbin/kube-scheduler" --kubeconfig "$work/sched.kubeconfig" --leader-elect=false --bind-address 127.0.0.1 \
   >"$work/logs/kube-scheduler.log" 2>&1 &
+disown  # stopped by teardown; no job-control notice when it is killed
 
 # --- nodes ------------------------------------------------------------------------------------
 mkdir -p "$work/node-image"
@@ -491,7 +495,7 @@ elif [ "$(kc -n ctfs-system get pod "$(ctfs_pod "$untrusted")" -o jsonpath='{.st
   fail "the ctfs pod on $untrusted is ready"
 else
   why=$(podman exec "$prefix-$untrusted" sh -c 'cat /var/log/pods/ctfs-system_*/ctfs/*.log' 2>/dev/null \
-        | grep -m1 -o 'ctfs: error: .*' | cut -c1-220)
+        | grep -o 'ctfs: error: .*' | sed -n 1p | cut -c1-220)  # no early exit: SIGPIPE + pipefail
   log "$untrusted: no key (KMIP refused its certificate), not labelled, no consumer: ${why:-no log}"
 fi
 
