@@ -458,7 +458,9 @@ ctfs_pod() { kc -n ctfs-system get pods -l app=ctfs-llama --field-selector "spec
 first_after() {
   local pod; pod=$(consumer_pod "$1")
   [ -n "$pod" ] || return 1
-  kc -n ctfs-check logs "$pod" 2>/dev/null | awk -v t="$2" -v s="$3" '$1 > t && $2 == s {print $1; exit}'
+  # awk reads to the end: an early exit would SIGPIPE kubectl and fail the pipeline (pipefail).
+  kc -n ctfs-check logs "$pod" 2>/dev/null |
+    awk -v t="$2" -v s="$3" '!found && $1 > t && $2 == s {print $1; found = 1}'
 }
 wait_all() {  # wait_all T STATE TIMEOUT_S: sets "at[node]" to each node's first STATE after T
   local deadline=$(( $(date +%s) + $3 )) i t
@@ -507,7 +509,7 @@ for i in $(seq "$nodes"); do
   else
     fail "node$i: wrong bytes: $(cat "$work/logs/sums-node$i.txt")"
   fi
-  if kc -n ctfs-check exec "$pod" -- cat /models/llama/config.json >/dev/null 2>"$work/logs/cat-node$i.txt"; then
+  if kc -n ctfs-check exec "$pod" -- cat "/models/llama/$shard" >/dev/null 2>"$work/logs/cat-node$i.txt"; then
     fail "node$i: the policy let /usr/bin/cat open the weights"
   else
     log "node$i: cat is refused by the policy: $(tail -n 1 "$work/logs/cat-node$i.txt")"
