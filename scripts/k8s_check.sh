@@ -28,9 +28,10 @@
 #   --keep    leave the cluster running at the end (kubectl: --kubeconfig
 #             /var/lib/ctfs-k8s-check/admin.kubeconfig)
 #   --cache   Kubernetes binaries and image roots (default /var/cache/ctfs-k8s)
-# Needs root, /dev/fuse, Go >= 1.24, podman, mmdebstrap, openssl, containerd, etcd-server
-# (apt-get install containerd etcd-server; the rest: scripts/install-deps.sh), build/cmd/ctfs
-# and the .venv (scripts/venv.sh) for the test model. Ports 16443, 12379-12380 and 15696.
+# Needs root, /dev/fuse, podman, mmdebstrap, openssl, containerd, etcd-server (apt-get install
+# containerd etcd-server; the rest: scripts/install-deps.sh), build/cmd/ctfs and the .venv
+# (scripts/venv.sh) for the test model; Go >= 1.24 is used from PATH or fetched from the proxy.
+# Uses ports 16443, 12379-12380 and 15696.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -41,7 +42,7 @@ while [ $# -gt 0 ]; do
     --keep) keep=1; shift ;;
     --down) down=1; shift ;;
     --cache) cache=$2; shift 2 ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "k8s_check: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -89,8 +90,8 @@ if [ "$down" = 1 ]; then teardown; log "torn down"; exit 0; fi
 
 [ "$(id -u)" = 0 ] || die "needs root"
 [ -c /dev/fuse ] || die "no /dev/fuse"
-for tool in podman mmdebstrap openssl containerd etcd go; do
-  command -v "$tool" >/dev/null || die "$tool is missing (apt-get install containerd etcd-server; scripts/install-deps.sh; Go >= 1.24)"
+for tool in podman mmdebstrap openssl containerd etcd curl python3; do
+  command -v "$tool" >/dev/null || die "$tool is missing (apt-get install containerd etcd-server; scripts/install-deps.sh)"
 done
 [ -x build/cmd/ctfs ] || die "no build/cmd/ctfs (scripts/build.sh)"
 [ -x .venv/bin/python ] || die "no .venv (scripts/venv.sh)"
