@@ -2,8 +2,10 @@
 """Ctrl-C / SIGTERM / SIGHUP during `ctfs encrypt` and `ctfs decrypt`: the command removes its
 staging directory (DST.ctfs-tmp-XXXXXX), leaves nothing at DST (an existing DST stays as it
 was), says so, and exits with 128 + the signal number. The signal is sent while the command is
-writing (a staged file has data), on a model large enough that the work is not done by then."""
+writing: it is stopped once a staged file has data, and signalled only if its output is not yet
+committed (signal_mid_work)."""
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -48,12 +50,13 @@ def start(ctfs, argv, preexec=None):
 
 
 def wait_for_staged_data(p, dst, timeout=30):
-    """Waits until a file below DST.ctfs-tmp-* holds data; fails if the command ends first."""
+    """Waits until a file below DST.ctfs-tmp-* holds data and returns that staging directory;
+    None if the command ends first."""
     parent, stem = Path(dst).parent, Path(dst).name + ".ctfs-tmp-"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert p.poll() is None, ("the command ended before it could be interrupted "
-                                  f"(rc {p.returncode}): {p.communicate()}")
+        if p.poll() is not None:
+            return None
         for stage in parent.glob(stem + "*"):
             if any(f.is_file() and f.stat().st_size > 0 for f in stage.rglob("*")):
                 return stage
@@ -64,10 +67,45 @@ def wait_for_staged_data(p, dst, timeout=30):
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM, "SIGHUP": signal.SIGHUP}
 
 
-def interrupt_and_check(p, dst, signame, existing=None):
-    stage = wait_for_staged_data(p, dst)
-    p.send_signal(SIGNALS[signame])
-    out, err = p.communicate(timeout=30)
+def output_untouched(dst, existing):
+    if existing is None:
+        return not os.path.lexists(dst)
+    return Path(dst).stat().st_size == len(existing) and Path(dst).read_bytes() == existing
+
+
+def signal_mid_work(launch, dst, signo, existing=None, tries=5):
+    """Starts the command with launch() and sends `signo` while it is writing: the command is
+    stopped (SIGSTOP) once a staged file holds data, the signal is sent only if the staging
+    directory is still there and DST untouched, then the command continues. The command can
+    still finish in the moment between seeing the data and stopping it (a loaded machine); then
+    its output must be complete, it is put back and the command runs again, up to `tries` times.
+    Returns (popen, stage, stdout, stderr) of the interrupted run."""
+    for _ in range(tries):
+        p = launch()
+        stage = wait_for_staged_data(p, dst)
+        if stage is not None:
+            p.send_signal(signal.SIGSTOP)
+            if p.poll() is None and stage.exists() and output_untouched(dst, existing):
+                p.send_signal(signo)
+                p.send_signal(signal.SIGCONT)
+                out, err = p.communicate(timeout=60)
+                return p, stage, out, err
+            p.send_signal(signal.SIGCONT)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, ("the command failed before it could be interrupted",
+                                   p.returncode, out, err)
+        assert os.path.exists(dst) and tmp_leftovers(Path(dst).parent) == []
+        if Path(dst).is_dir():
+            shutil.rmtree(dst)
+        else:
+            os.unlink(dst)
+        if existing is not None:
+            Path(dst).write_bytes(existing)
+    pytest.fail(f"the command finished before the signal in all {tries} tries")
+
+
+def interrupt_and_check(launch, dst, signame, existing=None):
+    p, stage, out, err = signal_mid_work(launch, dst, SIGNALS[signame], existing)
     assert p.returncode == 128 + SIGNALS[signame], (p.returncode, out, err)
     lines = [l for l in err.splitlines() if l.strip()]
     assert len(lines) == 1, err
@@ -85,33 +123,32 @@ def interrupt_and_check(p, dst, signame, existing=None):
 def test_interrupted_encrypt(ctfs, keys, big, tmp_path, mode, signame):
     src = big["plain"] if mode == "dir" else big["plain_file"]
     dst = tmp_path / ("enc" if mode == "dir" else "e.safetensors")
-    p = start(ctfs, ["encrypt", src, dst, "--key", keys / "k.jwk", "-q"])
-    interrupt_and_check(p, dst, signame)
+    interrupt_and_check(lambda: start(ctfs, ["encrypt", src, dst, "--key", keys / "k.jwk", "-q"]),
+                        dst, signame)
 
 
 @pytest.mark.parametrize("mode,signame", [("dir", "SIGINT"), ("file", "SIGTERM")])
 def test_interrupted_decrypt(ctfs, keys, big, tmp_path, mode, signame):
     src = big["enc"] if mode == "dir" else big["enc_file"]
     dst = tmp_path / ("dec" if mode == "dir" else "d.safetensors")
-    p = start(ctfs, ["decrypt", src, dst, "--key", keys / "r.jwk", "-q"])
-    interrupt_and_check(p, dst, signame)
+    interrupt_and_check(lambda: start(ctfs, ["decrypt", src, dst, "--key", keys / "r.jwk", "-q"]),
+                        dst, signame)
 
 
 def test_interrupted_forced_encrypt_keeps_the_existing_output(ctfs, keys, big, tmp_path):
     dst = tmp_path / "e.safetensors"
     dst.write_bytes(b"the previous output")
-    p = start(ctfs, ["encrypt", big["plain_file"], dst, "--key", keys / "k.jwk", "-q", "--force"])
-    interrupt_and_check(p, dst, "SIGINT", existing=b"the previous output")
+    argv = ["encrypt", big["plain_file"], dst, "--key", keys / "k.jwk", "-q", "--force"]
+    interrupt_and_check(lambda: start(ctfs, argv), dst, "SIGINT", existing=b"the previous output")
 
 
 def test_ignored_sighup_stays_ignored(ctfs, keys, big, tmp_path):
     """Under nohup (SIGHUP ignored) a hangup neither stops the command nor removes anything."""
     dst = tmp_path / "e.safetensors"
-    p = start(ctfs, ["encrypt", big["plain_file"], dst, "--key", keys / "k.jwk", "-q"],
-              preexec=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
-    wait_for_staged_data(p, dst)
-    p.send_signal(signal.SIGHUP)
-    out, err = p.communicate(timeout=120)
+    argv = ["encrypt", big["plain_file"], dst, "--key", keys / "k.jwk", "-q"]
+    p, _, out, err = signal_mid_work(
+        lambda: start(ctfs, argv, preexec=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)),
+        dst, signal.SIGHUP)
     assert p.returncode == 0, (p.returncode, out, err)
     assert dst.stat().st_size > big["plain_file"].stat().st_size
     assert tmp_leftovers(tmp_path) == []
