@@ -24,6 +24,7 @@
 
 #include "cmd/common.h"
 #include "cmd/control_socket.h"
+#include "cmd/daemon_locator.h"
 #include "cmd/daemon_process.h"
 #include "cmd/daemon_status.h"
 #include "cmd/exit_codes.h"
@@ -65,8 +66,10 @@ Status CheckMountpointFree(const std::string& mnt) {
                          ::stat(abs.c_str(), &st) != 0 && errno == ENOTCONN;
   if (ctfs || dead_fuse) {
     const std::string what = mnt + ": already mounted (" + e->fstype + ", " + e->source + ")";
-    const bool daemon_gone = dead_fuse || DaemonProcess::Inspect(e->daemon_pid()).state() !=
-                                              DaemonProcess::State::kRunning;
+    const LocatedDaemon daemon = ctfs ? LocateDaemon(*e) : LocatedDaemon{};
+    const bool daemon_gone =
+        dead_fuse || (!daemon.unseen_namespace && DaemonProcess::Inspect(daemon.pid).state() !=
+                                                      DaemonProcess::State::kRunning);
     if (daemon_gone) {
       return BusyError(what + " and its daemon is gone (killed?): `ctfs umount --force " + mnt +
                        "` detaches it");

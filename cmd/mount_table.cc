@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cmd/mount_table.h"
 
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -26,16 +27,43 @@ std::string Unescape(const std::string& s) {
   return out;
 }
 
+// ParseSource splits "ctfs:<pid>[@<pidns inode>]"; false if the source has another form.
+bool ParseSource(const std::string& source, pid_t* pid, uint64_t* pidns) {
+  const std::string prefix = "ctfs:";
+  if (source.compare(0, prefix.size(), prefix) != 0) return false;
+  const char* digits = source.c_str() + prefix.size();
+  if (*digits < '0' || *digits > '9') return false;
+  char* end = nullptr;
+  errno = 0;
+  const long p = std::strtol(digits, &end, 10);
+  if (errno != 0 || p <= 0 || p > (1L << 22)) return false;
+  uint64_t ns = 0;
+  if (*end == '@') {
+    const char* ns_digits = end + 1;
+    if (*ns_digits < '0' || *ns_digits > '9') return false;
+    errno = 0;
+    const unsigned long long n = std::strtoull(ns_digits, &end, 10);
+    if (errno != 0 || n == 0) return false;
+    ns = n;
+  }
+  if (*end != '\0') return false;
+  *pid = static_cast<pid_t>(p);
+  *pidns = ns;
+  return true;
+}
+
 }  // namespace
 
 pid_t MountEntry::daemon_pid() const {
-  const std::string prefix = "ctfs:";
-  if (source.compare(0, prefix.size(), prefix) != 0) return 0;
-  const char* digits = source.c_str() + prefix.size();
-  char* end = nullptr;
-  long pid = std::strtol(digits, &end, 10);
-  if (end == digits || *end != '\0' || pid <= 0 || pid > (1L << 22)) return 0;
-  return static_cast<pid_t>(pid);
+  pid_t pid = 0;
+  uint64_t ns = 0;
+  return ParseSource(source, &pid, &ns) ? pid : 0;
+}
+
+uint64_t MountEntry::daemon_pidns() const {
+  pid_t pid = 0;
+  uint64_t ns = 0;
+  return ParseSource(source, &pid, &ns) ? ns : 0;
 }
 
 std::optional<MountEntry> ParseMountinfoLine(const std::string& line) {

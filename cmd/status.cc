@@ -15,6 +15,7 @@
 
 #include "cmd/common.h"
 #include "cmd/control_socket.h"
+#include "cmd/daemon_locator.h"
 #include "cmd/daemon_process.h"
 #include "cmd/exit_codes.h"
 #include "cmd/mount_table.h"
@@ -133,21 +134,26 @@ int RunStatus(const StatusArgs& args) {
   if (!e || e->fstype != kCtfsFsType || e->daemon_pid() <= 0) {
     return Fail(NotFoundError(args.mountpoint + ": not a ctfs mount"));
   }
-  const pid_t pid = e->daemon_pid();
+  const LocatedDaemon daemon = LocateDaemon(*e);
+  if (daemon.unseen_namespace) {
+    return Fail(NotFoundError(args.mountpoint + ": its daemon (" + daemon.where +
+                              ") runs in a pid namespace this process cannot see: run `ctfs "
+                              "status` where it runs (e.g. kubectl exec or podman exec)"));
+  }
   struct stat proc_st;
-  const std::string proc = "/proc/" + std::to_string(pid);
-  if (::stat(proc.c_str(), &proc_st) != 0) {
-    return Fail(NotFoundError(args.mountpoint + ": its daemon (pid " + std::to_string(pid) +
+  const std::string proc = "/proc/" + std::to_string(daemon.pid);
+  if (daemon.pid <= 0 || ::stat(proc.c_str(), &proc_st) != 0) {
+    return Fail(NotFoundError(args.mountpoint + ": its daemon (" + daemon.where +
                               ") is gone: `ctfs umount --force " + args.mountpoint + "`"));
   }
-  auto answer = AskDaemon(ControlSocketPath(pid, proc_st.st_uid), "status");
+  auto answer = AskDaemon(daemon.ControlPath(proc_st.st_uid), "status");
   if (!answer.ok()) return Fail(answer.status().WithContext(args.mountpoint));
   auto doc = format::ParseMountStatus(*answer);
   if (!doc.ok()) return Fail(doc.status().WithContext(args.mountpoint));
-  if (doc->pid != pid) {
+  if (doc->pid != daemon.own_pid) {
     return Fail(InternalError(args.mountpoint + ": the control socket answered for pid " +
-                              std::to_string(doc->pid) + ", not the mount's daemon " +
-                              std::to_string(pid)));
+                              std::to_string(doc->pid) + ", not the mount's daemon (" +
+                              daemon.where + ")"));
   }
   if (args.ready) {
     const std::string why = NotReadyReason(*doc);

@@ -28,6 +28,7 @@
 
 #include "cmd/common.h"
 #include "cmd/control_socket.h"
+#include "cmd/daemon_locator.h"
 #include "cmd/daemon_process.h"
 #include "cmd/exit_codes.h"
 #include "cmd/mount_table.h"
@@ -180,11 +181,11 @@ void WarnIfUnclean(const std::string& path, const DaemonProcess& d) {
 // AskToRevoke asks the daemon over its control socket (cmd/control_socket.h), which checks
 // the caller's credentials; a daemon without a socket (it could not create one) gets SIGTERM,
 // which does the same.
-Status AskToRevoke(const std::string& path, DaemonProcess& d) {
+Status AskToRevoke(const std::string& path, const LocatedDaemon& where, DaemonProcess& d) {
   struct stat proc_st;
   const std::string proc = "/proc/" + std::to_string(d.pid());
   if (::stat(proc.c_str(), &proc_st) == 0) {
-    Result<std::string> answer = AskDaemon(ControlSocketPath(d.pid(), proc_st.st_uid), "revoke");
+    Result<std::string> answer = AskDaemon(where.ControlPath(proc_st.st_uid), "revoke");
     if (answer.ok()) {
       if (*answer == "revoking\n") return Status::Ok();
       return UnavailableError(path + ": " + DaemonName(d) + " refused to revoke: " + *answer);
@@ -194,8 +195,9 @@ Status AskToRevoke(const std::string& path, DaemonProcess& d) {
   return d.Signal(SIGTERM);
 }
 
-Status Revoke(const UmountArgs& args, const std::string& path, DaemonProcess& d) {
-  CTFS_RETURN_IF_ERROR(AskToRevoke(path, d));
+Status Revoke(const UmountArgs& args, const std::string& path, const LocatedDaemon& where,
+              DaemonProcess& d) {
+  CTFS_RETURN_IF_ERROR(AskToRevoke(path, where, d));
   if (!d.WaitExit(args.timeout_s)) {
     return UnavailableError(DaemonName(d) + " of " + path + " did not finish revocation within " +
                             Seconds(args.timeout_s) + "; it is still running and " + path +
@@ -244,9 +246,17 @@ Status Umount(const UmountArgs& args) {
   if (m->fstype != kCtfsFsType) {
     return NotFoundError(path + ": not a ctfs mount (" + m->fstype + " is mounted there)");
   }
-  DaemonProcess d = DaemonProcess::Inspect(m->daemon_pid());
+  const LocatedDaemon where = LocateDaemon(*m);
+  if (where.unseen_namespace) {
+    // Whether it runs cannot be told from here, and detaching would revoke nothing.
+    return UnavailableError(path + ": its daemon (" + where.where +
+                            ") runs in a pid namespace this process cannot see: run `ctfs " +
+                            (args.via_revoke ? "revoke" : "umount") +
+                            "` where it runs (e.g. kubectl exec or podman exec)");
+  }
+  DaemonProcess d = DaemonProcess::Inspect(where.pid);
   if (d.state() != DaemonProcess::State::kRunning) return UnmountOrphan(args, path, d);
-  return args.force ? Revoke(args, path, d) : UnmountLive(args, path, d);
+  return args.force ? Revoke(args, path, where, d) : UnmountLive(args, path, d);
 }
 
 void AddCommonOptions(CLI::App* c, UmountArgs& args) {

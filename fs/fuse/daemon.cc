@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -296,11 +297,19 @@ class LeaseThread {
 
 void RequestRevoke() { WriteSignalByte('r'); }
 
+std::string MountSource() {
+  std::string source = "ctfs:" + std::to_string(::getpid());
+  struct stat ns;
+  if (::stat("/proc/self/ns/pid", &ns) == 0 && ns.st_ino != 0) {
+    source += "@" + std::to_string(static_cast<unsigned long long>(ns.st_ino));
+  }
+  return source;
+}
+
 Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
                      const std::function<void(const Status&)>& ready) {
   std::string mount_opts =
-      "ro,nodev,nosuid,default_permissions,fsname=ctfs:" + std::to_string(::getpid()) +
-      ",subtype=ctfs";
+      "ro,nodev,nosuid,default_permissions,fsname=" + MountSource() + ",subtype=ctfs";
   if (options.allow_other) mount_opts += ",allow_other";
   std::vector<std::string> arg_strings = {"ctfs", "-o", mount_opts};
   std::vector<char*> argv;

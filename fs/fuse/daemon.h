@@ -3,7 +3,7 @@
 // multithreaded loop, read-only, and revoke on the way out.
 //
 // Lifecycle (RunDaemon):
-//   mount ("ro,nodev,nosuid,default_permissions,fsname=ctfs:<pid>,subtype=ctfs") -> raise the
+//   mount ("ro,nodev,nosuid,default_permissions,fsname=<MountSource()>,subtype=ctfs") -> raise the
 //   mount's readahead -> report readiness -> loop until unmounted (fusermount3 -u, ctfs umount)
 //   or a signal (SIGTERM, SIGINT, SIGQUIT; SIGHUP unless it reloads the policy) -> revoke: deny, invalidate the kernel page
 //   cache of every inode handed out (mapped pages included: their next touch gets SIGBUS), wipe
@@ -71,6 +71,12 @@ Status MountAndServe(ServedTree& tree, const DaemonOptions& options,
 // `ctfs revoke` over the control socket). Async-signal-safe; does nothing when no mount runs.
 // Returns at once: the revocation happens on the daemon's revoker thread.
 void RequestRevoke();
+
+// MountSource: the source the mount shows in the mount table, "ctfs:<pid>@<pidns inode>": this
+// process's pid and the inode of its pid namespace, so that a caller in another namespace
+// (root on the node of a container) finds this daemon and no other (cmd/daemon_locator.h).
+// "ctfs:<pid>" if /proc does not say.
+std::string MountSource();
 
 }  // namespace ctfs::fs
 

@@ -137,7 +137,7 @@ class MountEntry:
 
     @property
     def pid(self):
-        m = re.fullmatch(r"ctfs:(\d+)", self.source)
+        m = re.fullmatch(r"ctfs:(\d+)(?:@\d+)?", self.source)
         return int(m.group(1)) if m else None
 
 
