@@ -43,10 +43,20 @@ def big(ctfs, keys, tmp_path_factory):
 
 
 def start(ctfs, argv, preexec=None):
+    """Starts ctfs with the default action for the signals under test, as from a terminal:
+    ignored dispositions are inherited, and the test run itself may run under nohup (SIGHUP
+    ignored) or in the background of a shell (SIGINT ignored). `preexec` runs after that."""
     env = dict(os.environ)
     env.pop("CRYPTOTENSOR_KEYS", None)
+
+    def setup():
+        for signo in SIGNALS.values():
+            signal.signal(signo, signal.SIG_DFL)
+        if preexec is not None:
+            preexec()
+
     return subprocess.Popen([ctfs.binary, *map(str, argv)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=preexec)
+                            stderr=subprocess.PIPE, text=True, env=env, preexec_fn=setup)
 
 
 def wait_for_staged_data(p, dst, timeout=30):
