@@ -61,7 +61,8 @@ std::string LocatedDaemon::ControlPath(uid_t uid) const {
   return root + ControlSocketPath(own_pid, uid);
 }
 
-LocatedDaemon LocateDaemon(const MountEntry& e, const std::string& proc) {
+LocatedDaemon LocateDaemon(const MountEntry& e) {
+  const std::string proc = "/proc";
   LocatedDaemon d;
   d.own_pid = e.daemon_pid();
   if (d.own_pid <= 0) return d;

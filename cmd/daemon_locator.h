@@ -34,8 +34,8 @@ struct LocatedDaemon {
   std::string ControlPath(uid_t uid) const;
 };
 
-// LocateDaemon finds the daemon that `e`'s source names (`proc`: where procfs is, for tests).
-LocatedDaemon LocateDaemon(const MountEntry& e, const std::string& proc = "/proc");
+// LocateDaemon finds the daemon that `e`'s source names.
+LocatedDaemon LocateDaemon(const MountEntry& e);
 
 }  // namespace ctfs::cmd
 

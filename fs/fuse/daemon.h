@@ -3,8 +3,8 @@
 // multithreaded loop, read-only, and revoke on the way out.
 //
 // Lifecycle (RunDaemon):
-//   mount ("ro,nodev,nosuid,default_permissions,fsname=<MountSource()>,subtype=ctfs") -> raise the
-//   mount's readahead -> report readiness -> loop until unmounted (fusermount3 -u, ctfs umount)
+//   mount ("ro,nodev,nosuid,default_permissions,fsname=<MountSource()>,subtype=ctfs") -> raise
+//   the mount's readahead -> report readiness -> loop until unmounted (fusermount3 -u, ctfs umount)
 //   or a signal (SIGTERM, SIGINT, SIGQUIT; SIGHUP unless it reloads the policy) -> revoke: deny, invalidate the kernel page
 //   cache of every inode handed out (mapped pages included: their next touch gets SIGBUS), wipe
 //   keys and cached plaintext -> lazy unmount -> return 0.
